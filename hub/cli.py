@@ -1,0 +1,185 @@
+"""The `hub` command: serve, worker, dev, seed, token (also `python -m hub`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from hub.config import DEV_JWT_SECRET, ConfigError, Settings, load, require_verifier
+
+DEMO_MENTOR = "8454cb21-3ce9-4e30-85b5-fade097880d8"
+DEMO_BATCHES = (("01395324524466585601", "do_2139532444811919361", 2500),
+                ("01395324524466585602", "do_2139532444811919362", 400))  # fmt: skip
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Logs the path without its query string: tickets and link signatures travel there."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %.3fs', request.remote, request.method, request.path, response.status, time
+        )
+
+
+def _require_redis(settings: Settings) -> str:
+    if not settings.redis_url:
+        raise ConfigError("REDIS_URL must be set (only `hub dev` starts an embedded Valkey)")
+    return settings.redis_url
+
+
+async def _serve(settings: Settings) -> None:
+    from hub.app import create_app
+
+    runner = web.AppRunner(create_app(settings), access_log_class=AccessLogger)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+async def _work(settings: Settings) -> None:
+    from arq.worker import Worker
+
+    from jobs.worker import worker_options
+
+    worker = Worker(**{**worker_options(settings), "handle_signals": False})
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    _require_redis(settings)
+    require_verifier(settings)
+    asyncio.run(_serve(settings))
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+    from arq.worker import run_worker
+
+    from jobs.worker import worker_options
+
+    run_worker(type("WorkerSettings", (), worker_options(settings)))  # type: ignore[arg-type]
+
+
+async def _seed_demo(settings: Settings) -> None:
+    from hub.source import open_source
+    from hub.source.seed import seed
+
+    source = open_source(settings.source_url)
+    try:
+        for batch_id, course_id, participants in DEMO_BATCHES:
+            if await _exists(source, batch_id):
+                continue
+            await seed(source, participants, batch_id=batch_id, course_id=course_id, mentor_id=DEMO_MENTOR)
+    finally:
+        await source.close()
+
+
+async def _exists(source: Any, batch_id: str) -> bool:
+    from hub.source import SourceError
+
+    try:
+        return await source.batch(batch_id) is not None
+    except SourceError:
+        return False
+
+
+@contextlib.contextmanager
+def _redis_for_dev(settings: Settings) -> Iterator[Settings]:
+    if settings.redis_url:
+        yield settings
+        return
+    from hub.embedded import embedded_redis
+
+    with embedded_redis() as url:
+        yield settings.with_(redis_url=url)
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
+    from hub.identity import mint_token
+
+    if not (settings.jwt_secret or settings.jwt_public_key or settings.jwt_jwks):
+        settings = settings.with_(
+            jwt_secret=DEV_JWT_SECRET, link_secret=settings.link_secret or DEV_JWT_SECRET
+        )
+    with _redis_for_dev(settings) as settings:
+        asyncio.run(_seed_demo(settings))
+        token = mint_token(DEMO_MENTOR, ["COURSE_MENTOR"], 24 * 3600, settings.jwt_secret)
+        print(f"\nCourse report hub (dev) on {settings.public_url}  (Redis {settings.redis_url})")
+        print(f"Open the dashboard:  {settings.public_url}/#token={token}")
+        print(f"Development token for mentor {DEMO_MENTOR} (24 h):\n{token}\n", flush=True)
+
+        async def both() -> None:
+            await asyncio.gather(_serve(settings), _work(settings))
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(both())
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
+    from hub.source import open_source
+    from hub.source.seed import seed
+
+    async def run() -> dict[str, Any]:
+        source = open_source(settings.source_url)
+        try:
+            return await seed(source, args.participants, args.batch_id, args.course_id, args.mentor)
+        finally:
+            await source.close()
+
+    print(orjson.dumps(asyncio.run(run())).decode())
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> None:
+    from hub.identity import mint_token
+
+    print(mint_token(args.user_id, args.role or ["COURSE_MENTOR"], args.ttl, settings.jwt_secret))
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="hub", description="DIKSHA course report hub")
+    commands = top.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the web server (Procfile: web)").set_defaults(run=cmd_serve)
+    commands.add_parser("worker", help="run the report worker (Procfile: worker)").set_defaults(
+        run=cmd_worker
+    )
+    commands.add_parser(
+        "dev", help="embedded Valkey, demo data, server and worker in one process"
+    ).set_defaults(run=cmd_dev)
+    seed = commands.add_parser("seed", help="add a course, a batch and N participants to the source")
+    seed.add_argument("--participants", type=int, required=True)
+    seed.add_argument("--batch-id")
+    seed.add_argument("--course-id")
+    seed.add_argument("--mentor")
+    seed.set_defaults(run=cmd_seed)
+    token = commands.add_parser("token", help="print a development token signed with JWT_SECRET")
+    token.add_argument("user_id")
+    token.add_argument("--role", action="append")
+    token.add_argument("--ttl", type=int, default=3600)
+    token.set_defaults(run=cmd_token)
+    return top
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args.run(args, load())
+    except ConfigError as exc:
+        print(f"hub {args.command}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        pass

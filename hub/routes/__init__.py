@@ -1,0 +1,12 @@
+"""URL map of the hub; each module holds the handlers of one part of the contract."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.routes import batches, files, health, notifications, page, reports, support, telemetry
+
+
+def setup_routes(app: web.Application) -> None:
+    for module in (batches, reports, notifications, files, support, telemetry, health, page):
+        app.router.add_routes(module.routes)

@@ -1,0 +1,41 @@
+"""What an operator's probes and Prometheus read."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from hub.app import hub_of
+
+routes = web.RouteTableDef()
+CHECK_TIMEOUT = 3.0
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    hub = hub_of(request)
+    checks = {"redis": hub.redis.ping(), "source": hub.source.check(), "storage": hub.storage.check()}
+    results = {}
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check, CHECK_TIMEOUT)
+            results[name] = "ok"
+        except Exception as exc:
+            results[name] = f"failed: {type(exc).__name__}"
+    results["pubsub"] = "ok" if hub.bus.connected.is_set() else "failed: disconnected"
+    ready = all(value == "ok" for value in results.values())
+    return web.json_response(
+        {"status": "ok" if ready else "unavailable", **results}, status=200 if ready else 503
+    )
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = hub_of(request).metrics.render()
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")

@@ -1,0 +1,202 @@
+"""A user's events over WebSocket, Server-Sent Events or polling, resumable from the last id seen.
+
+All three transports read one `Feed`: the backlog from the event log first, then live frames from the
+bus, each id at most once and in order. Clients only listen; the hub never waits on a slow one for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from urllib.parse import urlparse
+
+import orjson
+from aiohttp import web
+
+from hub.app import Hub, api, hub_of, principal
+from hub.bus import Subscriber
+from hub.envelope import HubError, respond
+from hub.events import EVENT_ID, frame_id, parse_id
+from hub.identity import TICKET_TTL, Principal
+
+routes = web.RouteTableDef()
+HEARTBEAT = 20.0
+SEND_TIMEOUT = 10.0
+PAGE = 500
+POLL_LIMIT = 100
+RESYNC = '{"type":"resync"}'
+
+
+class Feed:
+    """One client's ordered view of a user's events."""
+
+    def __init__(self, hub: Hub, user_id: str) -> None:
+        self._hub = hub
+        self._user_id = user_id
+        self._subscriber: Subscriber | None = None
+        self.last = "0-0"
+
+    async def start(self, after: str | None) -> list[str]:
+        """Subscribes first, then reads the backlog: a frame published in between is in one or both."""
+        self._subscriber = self._hub.bus.subscribe(self._user_id)
+        if after is None:
+            self.last = await self._hub.log.tail(self._user_id)
+            return []
+        if await self._hub.log.missed_too_much(self._user_id, after):
+            self.last = await self._hub.log.tail(self._user_id)
+            return [RESYNC]
+        self.last = after
+        return await self._catch_up()
+
+    async def _catch_up(self) -> list[str]:
+        frames: list[str] = []
+        while True:
+            page = await self._hub.log.after(self._user_id, self.last, PAGE)
+            frames.extend(page)
+            if page:
+                self.last = frame_id(page[-1])
+            if len(page) < PAGE:
+                return frames
+
+    async def next(self, wait: float) -> list[str]:
+        """The next frames to send, or none when `wait` seconds pass quietly."""
+        assert self._subscriber is not None
+        try:
+            frame = await asyncio.wait_for(self._subscriber.queue.get(), wait)
+        except TimeoutError:
+            return []
+        if frame is None:
+            return await self._catch_up()
+        event_id = frame_id(frame)
+        if parse_id(event_id) <= parse_id(self.last):
+            return []
+        self.last = event_id
+        return [frame]
+
+    def close(self) -> None:
+        if self._subscriber is not None:
+            self._hub.bus.unsubscribe(self._subscriber)
+
+
+async def socket_principal(request: web.Request) -> Principal:
+    ticket = request.query.get("ticket")
+    if ticket is not None:
+        return await hub_of(request).tickets.redeem(ticket)
+    return principal(request)
+
+
+def resume_point(value: str | None) -> str | None:
+    if value and not EVENT_ID.match(value):
+        raise HubError(400, "INVALID_EVENT_ID", "The event id must look like '1732435200000-0'.")
+    return value or None
+
+
+def check_origin(request: web.Request) -> None:
+    """Browsers always send Origin on a WebSocket; a page on another site must not ride the ticket."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    allowed = hub_of(request).settings.allowed_origins
+    same_host = urlparse(origin).netloc == request.host
+    if not (origin.rstrip("/") in allowed or "*" in allowed or (not allowed and same_host)):
+        raise HubError(403, "ORIGIN_NOT_ALLOWED", f"WebSocket connections from {origin} are not allowed.")
+
+
+@routes.post("/v1/notifications/ticket")
+@api("api.notifications.ticket")
+async def ticket(request: web.Request) -> web.Response:
+    who = principal(request)
+    issued = await hub_of(request).tickets.issue(who)
+    return respond("api.notifications.ticket", {"ticket": issued, "expiresIn": TICKET_TTL})
+
+
+@routes.get("/v1/notifications/ws")
+@api("api.notifications.ws")
+async def websocket(request: web.Request) -> web.StreamResponse:
+    check_origin(request)
+    after = resume_point(request.query.get("lastEventId"))
+    who = await socket_principal(request)
+    hub = hub_of(request)
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=4096)
+    await ws.prepare(request)
+    feed = Feed(hub, who.user_id)
+    hub.metrics.sockets.inc()
+
+    async def pump() -> None:
+        frames = await feed.start(after)
+        while not ws.closed:
+            for frame in frames:
+                try:
+                    await asyncio.wait_for(ws.send_str(frame), SEND_TIMEOUT)
+                except TimeoutError:
+                    # A client that never reads resumes later from its last id; it cannot hold us.
+                    await ws.close(code=1013, message=b"too slow")
+                    return
+                hub.metrics.frames.labels("ws").inc()
+            frames = await feed.next(HEARTBEAT)
+
+    sender = asyncio.create_task(pump())
+    sender.add_done_callback(lambda task: task.cancelled() or task.exception() is None or ws.close())
+    try:
+        async for _ in ws:
+            pass
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender
+        feed.close()
+        hub.metrics.sockets.dec()
+    return ws
+
+
+@routes.get("/v1/notifications/stream")
+@api("api.notifications.stream")
+async def server_sent_events(request: web.Request) -> web.StreamResponse:
+    check_origin(request)
+    after = resume_point(request.query.get("lastEventId") or request.headers.get("Last-Event-ID"))
+    who = await socket_principal(request)
+    hub = hub_of(request)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    feed = Feed(hub, who.user_id)
+    hub.metrics.sockets.inc()
+    try:
+        await response.write(b"retry: 3000\n\n")
+        frames = await feed.start(after)
+        while True:
+            chunk = b"".join(
+                (b"data: " if frame == RESYNC else b"id: " + frame_id(frame).encode() + b"\ndata: ")
+                + frame.encode()
+                + b"\n\n"
+                for frame in frames
+            )
+            await asyncio.wait_for(response.write(chunk or b": ping\n\n"), SEND_TIMEOUT)
+            hub.metrics.frames.labels("sse").inc(len(frames))
+            frames = await feed.next(HEARTBEAT)
+    except (ConnectionResetError, TimeoutError):
+        pass
+    finally:
+        feed.close()
+        hub.metrics.sockets.dec()
+    return response
+
+
+@routes.get("/v1/notifications")
+@api("api.notifications.read")
+async def poll(request: web.Request) -> web.Response:
+    who = principal(request)
+    hub = hub_of(request)
+    after = resume_point(request.query.get("after"))
+    resync = bool(after) and await hub.log.missed_too_much(who.user_id, after)
+    if after and not resync:
+        frames = await hub.log.after(who.user_id, after, POLL_LIMIT)
+    else:
+        frames = await hub.log.latest(who.user_id, POLL_LIMIT)
+    result = {
+        "events": [orjson.loads(frame) for frame in frames],
+        "resync": resync,
+        "lastEventId": frame_id(frames[-1]) if frames else after or await hub.log.tail(who.user_id),
+    }
+    return respond("api.notifications.read", result)

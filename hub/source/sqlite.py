@@ -1,0 +1,142 @@
+"""SQLite report source: the embedded default, one file on disk.
+
+Each call opens its own connection in a worker thread: sqlite3 releases the GIL while it steps, so the
+event loop keeps serving sockets while a report reads a million rows. Reads open the file read-only,
+so a wrong path is an error rather than a new empty database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hub.source import Batch, SourceError, batch_row, summarize
+from hub.source.schema import MENTOR_BATCHES, TABLES, dashboard_query, histogram_query, report_query
+
+T = TypeVar("T")
+P = "?"
+_DONE = object()
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///./var/hub.db` is relative to the working directory, `sqlite:////abs/hub.db` absolute."""
+    return Path(url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:///") else url[9:])
+
+
+class SqliteSource:
+    def __init__(self, url: str) -> None:
+        self.path = sqlite_path(url)
+
+    def _connect(self, write: bool = False) -> sqlite3.Connection:
+        try:
+            if write:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(TABLES)
+                return conn
+            return sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True)
+        except (sqlite3.Error, OSError) as exc:
+            raise SourceError(f"cannot open the SQLite source {self.path}: {exc}") from exc
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T], write: bool = False) -> T:
+        def call() -> T:
+            conn = self._connect(write)
+            try:
+                result = work(conn)
+                if write:
+                    conn.commit()
+                return result
+            except sqlite3.Error as exc:
+                raise SourceError(f"the SQLite source failed: {exc}") from exc
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(call)
+
+    async def check(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT count(*) FROM batches").fetchone())
+
+    async def batch(self, batch_id: str) -> Batch | None:
+        def read(conn: sqlite3.Connection) -> Batch | None:
+            row = conn.execute(
+                "SELECT b.batch_id, b.course_id, c.name, b.name, b.status, b.start_date, b.end_date, b.created_by "
+                "FROM batches b JOIN courses c ON c.course_id = b.course_id WHERE b.batch_id = ?",
+                (batch_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            mentors = conn.execute("SELECT user_id FROM batch_mentors WHERE batch_id = ?", (batch_id,))
+            return Batch(*row, mentors=frozenset(m for (m,) in mentors))
+
+        return await self._run(read)
+
+    async def mentor_batches(self, user_id: str) -> list[dict[str, Any]]:
+        sql = MENTOR_BATCHES.format(p1="?1")
+        return await self._run(lambda conn: [batch_row(r) for r in conn.execute(sql, (user_id,))])
+
+    async def dashboard(self, batch_id: str) -> dict[str, Any]:
+        def read(conn: sqlite3.Connection) -> dict[str, Any]:
+            totals = conn.execute(dashboard_query(P), (batch_id,)).fetchone()
+            return summarize(totals, conn.execute(histogram_query(P), (batch_id,)).fetchall())
+
+        return await self._run(read)
+
+    async def assessments(self, course_id: str) -> list[str]:
+        sql = "SELECT content_id FROM course_assessments WHERE course_id = ? ORDER BY position, content_id"
+        return await self._run(lambda conn: [c for (c,) in conn.execute(sql, (course_id,))])
+
+    async def participant_count(self, batch_id: str) -> int:
+        sql = "SELECT count(*) FROM enrolments WHERE batch_id = ?"
+        return await self._run(lambda conn: conn.execute(sql, (batch_id,)).fetchone()[0])
+
+    async def report_rows(
+        self, batch_id: str, assessments: Sequence[str], chunk: int
+    ) -> AsyncIterator[list[tuple]]:
+        """Rows in chunks, read by a thread that stays at most a few chunks ahead of the consumer."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)
+        stop = False
+
+        def put(item: Any) -> None:
+            asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+
+        def produce() -> None:
+            try:
+                conn = self._connect()
+                try:
+                    cursor = conn.execute(
+                        report_query(len(assessments), "?{}", "char"), (batch_id, *assessments)
+                    )
+                    while not stop and (rows := cursor.fetchmany(chunk)):
+                        put(rows)
+                finally:
+                    conn.close()
+                put(_DONE)
+            except (sqlite3.Error, SourceError) as exc:
+                put(exc if isinstance(exc, SourceError) else SourceError(f"the SQLite source failed: {exc}"))
+
+        reader = loop.run_in_executor(None, produce)
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, SourceError):
+                    raise item
+                yield item
+        finally:
+            stop = True
+            while not reader.done():
+                while not queue.empty():
+                    queue.get_nowait()
+                await asyncio.sleep(0.001)
+
+    async def insert(self, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:
+        sql = (
+            f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        )
+        return await self._run(lambda conn: conn.executemany(sql, rows).rowcount, write=True)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""Background report jobs, run by arq workers; depends on `hub`, never the reverse."""

@@ -1,0 +1,143 @@
+"""Making one course progress report: rows from the source, CSV bytes, one stored object, and the
+events that tell the mentor how it is going.
+
+The job is safe to run again: arq re-runs it when a worker dies part-way, and a job that already
+ended is left as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hub import events
+from hub.config import Settings
+from hub.reports import PROCESSING, SUCCESS, TERMINAL, Jobs, now_ms, storage_key
+from hub.source import Source, SourceError
+from hub.source.schema import HEADER
+from hub.storage import Storage
+
+log = logging.getLogger(__name__)
+CHUNK_ROWS = 5000
+PROGRESS_EVERY = 0.5
+BOM = "\ufeff"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    jobs: Jobs
+    source: Source
+    storage: Storage
+
+
+class ReportFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def header(assessments: Sequence[str]) -> list[str]:
+    return [*HEADER, *(f"{content_id} - Score" for content_id in assessments)]
+
+
+def to_csv(rows: Sequence[Sequence[Any]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue().encode()
+
+
+class Progress:
+    """Tells the mentor how far along the report is, at most twice a second."""
+
+    def __init__(self, jobs: Jobs, job: dict[str, str], total: int) -> None:
+        self._jobs = jobs
+        self._job = job
+        self.total = total
+        self.rows = 0
+        self._last = time.monotonic()
+
+    async def advance(self, rows: int) -> None:
+        self.rows += rows
+        now = time.monotonic()
+        if now - self._last < PROGRESS_EVERY:
+            return
+        self._last = now
+        percent = min(99, self.rows * 100 // self.total) if self.total else 0
+        event = events.body(
+            "report.progress", self._job["jobId"], self._job["batchId"], rows=self.rows, total=self.total,
+            percent=percent,
+        )  # fmt: skip
+        await self._jobs.transition(self._job, event=event, rows=self.rows)
+
+
+async def _write(services: Services, job: dict[str, str]) -> tuple[int, int]:
+    source = services.source
+    batch = await source.batch(job["batchId"])
+    if batch is None:
+        raise ReportFailed("BATCH_NOT_FOUND")
+    assessments = await source.assessments(batch.course_id)
+    progress = Progress(services.jobs, job, await source.participant_count(batch.batch_id))
+    source_failure: SourceError | None = None
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal source_failure
+        yield BOM.encode() + to_csv([header(assessments)])
+        try:
+            async for rows in source.report_rows(batch.batch_id, assessments, CHUNK_ROWS):
+                yield await asyncio.to_thread(to_csv, rows)
+                await progress.advance(len(rows))
+        except SourceError as exc:
+            source_failure = exc
+            raise
+
+    try:
+        size = await services.storage.put(storage_key(job), chunks(), job["fileName"])
+    except Exception as exc:
+        if source_failure is not None:
+            log.warning("report %s: source failed: %s", job["jobId"], source_failure)
+            raise ReportFailed("SOURCE_ERROR") from exc
+        log.warning("report %s: storage failed: %s", job["jobId"], exc)
+        raise ReportFailed("STORAGE_ERROR") from exc
+    return progress.rows, size
+
+
+async def generate_report(ctx: dict[str, Any], job_id: str) -> str:
+    services: Services = ctx["services"]
+    jobs = services.jobs
+    job = await jobs.get(job_id)
+    if job is None:
+        return "unknown job"
+    if job["status"] in TERMINAL:
+        return f"already {job['status']}"
+    await jobs.transition(job, PROCESSING, startedAt=now_ms())
+    try:
+        async with asyncio.timeout(services.settings.report_timeout):
+            rows, size = await _write(services, job)
+    except ReportFailed as failure:
+        await jobs.fail(job, failure.reason)
+        return failure.reason
+    except SourceError as exc:
+        log.warning("report %s: source failed: %s", job_id, exc)
+        await jobs.fail(job, "SOURCE_ERROR")
+        return "SOURCE_ERROR"
+    except TimeoutError:
+        await jobs.fail(job, "TIMED_OUT")
+        return "TIMED_OUT"
+    except Exception:
+        log.exception("report %s failed", job_id)
+        await jobs.fail(job, "INTERNAL_ERROR")
+        return "INTERNAL_ERROR"
+    url, expires_at = await services.storage.download_url(job_id, storage_key(job))
+    completed = events.body(
+        "report.completed", job_id, job["batchId"], downloadUrl=url, expiresAt=expires_at,
+        fileName=job["fileName"], rows=rows, bytes=size,
+    )  # fmt: skip
+    await jobs.transition(job, SUCCESS, completed, completedAt=now_ms(), rows=rows, bytes=size)
+    return SUCCESS
