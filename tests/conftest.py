@@ -1,0 +1,172 @@
+"""Fixtures: a real Valkey, a seeded SQLite source, a hub on a real port and an arq worker beside it.
+
+With `REDIS_URL` set the tests use that server; otherwise one embedded Valkey serves the session and
+is flushed before every test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from arq.worker import Worker
+from redis.asyncio import Redis
+
+from hub.app import create_app
+from hub.config import Settings, load
+from hub.embedded import embedded_redis
+from hub.identity import mint_token
+from hub.source import Source, open_source
+from hub.source.seed import seed
+from jobs.worker import worker_options
+
+SECRET = "test-secret-that-is-long-enough-for-hs256"
+MENTOR = "mentor-0001"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    with embedded_redis() as url:
+        yield url
+
+
+@pytest.fixture
+async def redis(redis_server: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def env(redis_server: str, tmp_path: Path) -> dict[str, str]:
+    """The environment a deployment would set; tests change entries before building `settings`."""
+    port = free_port()
+    return {
+        "REDIS_URL": redis_server,
+        "SOURCE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
+        "STORAGE_URL": f"file://{tmp_path / 'reports'}",
+        "JWT_SECRET": SECRET,
+        "PORT": str(port),
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "TELEMETRY_PATH": str(tmp_path / "telemetry.jsonl"),
+        "REPORT_TIMEOUT": "20",
+    }
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return load(env)
+
+
+@pytest.fixture
+async def source(settings: Settings) -> AsyncIterator[Source]:
+    src = open_source(settings.source_url)
+    yield src
+    await src.close()
+
+
+@pytest.fixture
+async def batch(source: Source) -> dict[str, Any]:
+    """A batch of 120 participants mentored by MENTOR."""
+    return await seed(source, 120, batch_id="batch-0001", course_id="do_course_0001", mentor_id=MENTOR,
+                      rng_seed=7, progress=None)  # fmt: skip
+
+
+@pytest.fixture
+async def hub(settings: Settings, redis: Redis, batch: dict[str, Any]) -> AsyncIterator[TestServer]:
+    server = TestServer(create_app(settings), host="127.0.0.1", port=settings.port)
+    await server.start_server()
+    yield server
+    await server.close()
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[Worker]:
+    """An arq worker in this event loop, as `hub worker` would run it."""
+    running = Worker(**{**worker_options(settings), "handle_signals": False})
+    task = asyncio.create_task(running.main())
+    try:
+        yield running
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+            await running.close()
+
+
+@pytest.fixture
+async def worker(settings: Settings, redis: Redis) -> AsyncIterator[Worker]:
+    async with running_worker(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def token() -> Callable[..., str]:
+    def make(user_id: str = MENTOR, *roles: str, ttl: int = 600) -> str:
+        return mint_token(user_id, list(roles) or ["COURSE_MENTOR"], ttl, SECRET)
+
+    return make
+
+
+@pytest.fixture
+async def http(hub: TestServer) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=str(hub.make_url(""))) as session:
+        yield session
+
+
+Call = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
+
+
+@pytest.fixture
+def call(http: aiohttp.ClientSession, token: Callable[..., str]) -> Call:
+    """`await call("POST", path, json=..., user=...)` -> (status, envelope)."""
+
+    async def send(method: str, path: str, user: str | None = MENTOR, **kwargs: Any) -> tuple[int, dict]:
+        headers = kwargs.pop("headers", {})
+        if user is not None:
+            headers.setdefault("Authorization", f"Bearer {token(user)}")
+        async with http.request(method, path, headers=headers, **kwargs) as response:
+            return response.status, await response.json()
+
+    return send
+
+
+@pytest.fixture
+def socket_url(hub: TestServer, http: aiohttp.ClientSession, token: Callable[..., str]) -> Callable[..., Any]:
+    """A WebSocket URL with a fresh single-use ticket for `user`."""
+
+    async def make(user: str = MENTOR, last_event_id: str | None = None) -> str:
+        headers = {"Authorization": f"Bearer {token(user)}"}
+        async with http.post("/v1/notifications/ticket", headers=headers) as response:
+            ticket = (await response.json())["result"]["ticket"]
+        url = f"/v1/notifications/ws?ticket={ticket}"
+        return url + (f"&lastEventId={last_event_id}" if last_event_id else "")
+
+    return make
+
+
+async def next_event(ws: aiohttp.ClientWebSocketResponse, event_type: str, timeout: float = 15) -> dict:
+    """Reads frames until one of `event_type` arrives (progress frames may come first)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await ws.receive_json()
+            if frame["type"] == event_type:
+                return frame
