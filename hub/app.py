@@ -76,9 +76,7 @@ async def envelope_errors(request: web.Request, handler: Handler) -> web.StreamR
     except HubError as error:
         return failure(api_id, error)
     except web.HTTPRequestEntityTooLarge:
-        return failure(
-            api_id, HubError(400, "REQUEST_TOO_LARGE", f"The request body is over {MAX_BODY} bytes.")
-        )
+        return failure(api_id, HubError(400, "REQUEST_TOO_LARGE", f"The request body is over {MAX_BODY} bytes."))
     except web.HTTPException as exc:
         if not request.path.startswith("/v1") or exc.status < 400:
             raise
@@ -88,9 +86,7 @@ async def envelope_errors(request: web.Request, handler: Handler) -> web.StreamR
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return failure(
-            api_id, HubError(500, "SERVER_ERROR", "Something went wrong on our side; please try again.")
-        )
+        return failure(api_id, HubError(500, "SERVER_ERROR", "Something went wrong on our side; please try again."))
 
 
 async def _sweeper(hub: Hub) -> None:

@@ -25,9 +25,7 @@ class AccessLogger(AbstractAccessLogger):
     """Logs the path without its query string: tickets and link signatures travel there."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info(
-            '%s "%s %s" %s %.3fs', request.remote, request.method, request.path, response.status, time
-        )
+        self.logger.info('%s "%s %s" %s %.3fs', request.remote, request.method, request.path, response.status, time)
 
 
 def _require_redis(settings: Settings) -> str:
@@ -112,9 +110,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     from hub.identity import mint_token
 
     if not (settings.jwt_secret or settings.jwt_public_key or settings.jwt_jwks):
-        settings = settings.with_(
-            jwt_secret=DEV_JWT_SECRET, link_secret=settings.link_secret or DEV_JWT_SECRET
-        )
+        settings = settings.with_(jwt_secret=DEV_JWT_SECRET, link_secret=settings.link_secret or DEV_JWT_SECRET)
     with _redis_for_dev(settings) as settings:
         asyncio.run(_seed_demo(settings))
         token = mint_token(DEMO_MENTOR, ["COURSE_MENTOR"], 24 * 3600, settings.jwt_secret)
@@ -153,12 +149,10 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="hub", description="DIKSHA course report hub")
     commands = top.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the web server (Procfile: web)").set_defaults(run=cmd_serve)
-    commands.add_parser("worker", help="run the report worker (Procfile: worker)").set_defaults(
-        run=cmd_worker
+    commands.add_parser("worker", help="run the report worker (Procfile: worker)").set_defaults(run=cmd_worker)
+    commands.add_parser("dev", help="embedded Valkey, demo data, server and worker in one process").set_defaults(
+        run=cmd_dev
     )
-    commands.add_parser(
-        "dev", help="embedded Valkey, demo data, server and worker in one process"
-    ).set_defaults(run=cmd_dev)
     seed = commands.add_parser("seed", help="add a course, a batch and N participants to the source")
     seed.add_argument("--participants", type=int, required=True)
     seed.add_argument("--batch-id")

@@ -60,9 +60,7 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     value = env.get(name, "").strip() or default
     scheme = urlparse(value).scheme
     if scheme not in schemes:
-        raise ConfigError(
-            f"{name} must start with one of {', '.join(s + '://' for s in schemes)}, got {value!r}"
-        )
+        raise ConfigError(f"{name} must start with one of {', '.join(s + '://' for s in schemes)}, got {value!r}")
     return value
 
 

@@ -66,9 +66,7 @@ def body(
 
 
 def respond(api_id: str, result: dict[str, Any], status: int = 200) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(body(api_id, result, status)), status=status, content_type="application/json"
-    )
+    return web.Response(body=orjson.dumps(body(api_id, result, status)), status=status, content_type="application/json")
 
 
 def failure(api_id: str, error: HubError) -> web.Response:

@@ -102,8 +102,6 @@ class Tickets:
     async def redeem(self, ticket: str) -> Principal:
         raw = await self._redis.getdel(f"hub:ticket:{ticket}") if ticket else None
         if raw is None:
-            raise HubError(
-                401, "INVALID_TICKET", "The ticket is unknown, used or expired; ask for a new one."
-            )
+            raise HubError(401, "INVALID_TICKET", "The ticket is unknown, used or expired; ask for a new one.")
         data = orjson.loads(raw)
         return Principal(user_id=data["u"], roles=frozenset(data["r"]))

@@ -12,9 +12,7 @@ class Metrics:
             "hub_report_requests", "Download clicks by outcome", ["outcome"], registry=self.registry
         )
         self.sockets = Gauge("hub_open_sockets", "Open WebSocket and SSE connections", registry=self.registry)
-        self.frames = Counter(
-            "hub_frames_sent", "Event frames sent to clients", ["transport"], registry=self.registry
-        )
+        self.frames = Counter("hub_frames_sent", "Event frames sent to clients", ["transport"], registry=self.registry)
         self.telemetry = Counter("hub_telemetry_events", "Telemetry events kept", registry=self.registry)
 
     def render(self) -> bytes:

@@ -92,9 +92,7 @@ class Submission:
 
 
 class Jobs:
-    def __init__(
-        self, redis: ArqRedis, log: EventLog, storage: Storage, job_timeout: int, max_tries: int
-    ) -> None:
+    def __init__(self, redis: ArqRedis, log: EventLog, storage: Storage, job_timeout: int, max_tries: int) -> None:
         self._redis = redis
         self._log = log
         self._storage = storage

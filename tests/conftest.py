@@ -163,9 +163,9 @@ def socket_url(hub: TestServer, http: aiohttp.ClientSession, token: Callable[...
     return make
 
 
-async def next_event(ws: aiohttp.ClientWebSocketResponse, event_type: str, timeout: float = 15) -> dict:
+async def next_event(ws: aiohttp.ClientWebSocketResponse, event_type: str, within: float = 15) -> dict:
     """Reads frames until one of `event_type` arrives (progress frames may come first)."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         while True:
             frame = await ws.receive_json()
             if frame["type"] == event_type:

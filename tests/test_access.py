@@ -21,9 +21,7 @@ def keycloak_token(sub: str, roles: list[str], exp_in: int = 600) -> str:
 
 
 async def test_a_mentor_of_another_batch_is_forbidden(call: Call, source) -> None:
-    await seed(
-        source, 3, batch_id="batch-other", course_id="do_course_0001", mentor_id="someone-else", progress=None
-    )
+    await seed(source, 3, batch_id="batch-other", course_id="do_course_0001", mentor_id="someone-else", progress=None)
     status, body = await call("POST", SUBMIT, json={"batchId": "batch-other"})
     assert status == 403
     assert body["params"]["err"] == "NOT_A_MENTOR"
@@ -50,9 +48,7 @@ async def test_an_unknown_batch_is_not_found(call: Call) -> None:
         (b'{"course": "x"}', "INVALID_REQUEST"),
     ],
 )
-async def test_a_body_without_a_string_batch_id_is_a_client_error(
-    call: Call, payload: bytes, err: str
-) -> None:
+async def test_a_body_without_a_string_batch_id_is_a_client_error(call: Call, payload: bytes, err: str) -> None:
     status, body = await call("POST", SUBMIT, data=payload, headers={"Content-Type": "application/json"})
     assert status == 400
     assert body["params"] == {**body["params"], "status": "failed", "err": err}
@@ -79,9 +75,7 @@ async def test_an_oversized_body_is_a_client_error(call: Call) -> None:
         (f"Bearer {keycloak_token(MENTOR, [], exp_in=-10)}", "TOKEN_EXPIRED"),
     ],
 )
-async def test_a_missing_forged_or_expired_token_is_unauthorized(
-    call: Call, header: str | None, err: str
-) -> None:
+async def test_a_missing_forged_or_expired_token_is_unauthorized(call: Call, header: str | None, err: str) -> None:
     headers = {"Authorization": header} if header else {}
     status, body = await call("GET", "/v1/mentor/batches", user=None, headers=headers)
     assert status == 401
@@ -90,18 +84,14 @@ async def test_a_missing_forged_or_expired_token_is_unauthorized(
 
 
 async def test_a_keycloak_subject_resolves_to_the_sunbird_user_id(call: Call) -> None:
-    header = {
-        "Authorization": f"Bearer {keycloak_token(f'f:5a8a3f2b-3409-42e0-9001-f913bc0fde31:{MENTOR}', [])}"
-    }
+    header = {"Authorization": f"Bearer {keycloak_token(f'f:5a8a3f2b-3409-42e0-9001-f913bc0fde31:{MENTOR}', [])}"}
     status, body = await call("GET", "/v1/mentor/batches", user=None, headers=header)
     assert status == 200
     assert [b["batchId"] for b in body["result"]["batches"]] == [BATCH]
 
 
 async def test_the_mentor_sees_only_batches_they_mentor_or_created(call: Call, source) -> None:
-    await seed(
-        source, 2, batch_id="batch-other", course_id="do_course_0001", mentor_id="someone-else", progress=None
-    )
+    await seed(source, 2, batch_id="batch-other", course_id="do_course_0001", mentor_id="someone-else", progress=None)
     _, body = await call("GET", "/v1/mentor/batches")
     assert [b["batchId"] for b in body["result"]["batches"]] == [BATCH]
     assert body["result"]["batches"][0]["participantCount"] == 120
@@ -134,9 +124,7 @@ async def test_unknown_routes_and_methods_answer_in_the_envelope(call: Call) -> 
     assert body["params"]["status"] == "failed"
 
 
-async def test_a_tampered_or_expired_download_link_is_forbidden(
-    call: Call, http, socket_url, worker, settings
-) -> None:
+async def test_a_tampered_or_expired_download_link_is_forbidden(call: Call, http, socket_url, worker, settings) -> None:
     async with http.ws_connect(await socket_url()) as ws:
         await call("POST", SUBMIT, json={"batchId": BATCH})
         ready = await next_event(ws, "report.completed")

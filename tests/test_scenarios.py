@@ -61,9 +61,7 @@ async def test_a_report_whose_source_breaks_fails_with_the_contract_message(
 ) -> None:
     path = settings.source_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
-        conn.execute(
-            "UPDATE users SET name = CAST(x'ff' AS TEXT) WHERE user_id IN (SELECT user_id FROM users LIMIT 1)"
-        )
+        conn.execute("UPDATE users SET name = CAST(x'ff' AS TEXT) WHERE user_id IN (SELECT user_id FROM users LIMIT 1)")
     async with http.ws_connect(await socket_url()) as ws:
         status, _ = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
         assert status == 202
@@ -98,9 +96,7 @@ async def test_failed_report_releases_the_guard_so_the_next_click_starts_a_new_j
 ) -> None:
     path = settings.source_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
-        conn.execute(
-            "UPDATE users SET name = CAST(x'ff' AS TEXT) WHERE user_id IN (SELECT user_id FROM users LIMIT 1)"
-        )
+        conn.execute("UPDATE users SET name = CAST(x'ff' AS TEXT) WHERE user_id IN (SELECT user_id FROM users LIMIT 1)")
     async with http.ws_connect(await socket_url()) as ws:
         _, first = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
         await next_event(ws, "report.failed")
@@ -146,9 +142,7 @@ async def test_a_click_for_another_batch_starts_its_own_job(call: Call, source) 
     assert first["result"]["jobId"] != second["result"]["jobId"]
 
 
-async def test_a_click_after_the_report_is_ready_starts_a_new_job(
-    call: Call, socket_url, http, worker
-) -> None:
+async def test_a_click_after_the_report_is_ready_starts_a_new_job(call: Call, socket_url, http, worker) -> None:
     async with http.ws_connect(await socket_url()) as ws:
         _, first = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
         await next_event(ws, "report.completed")

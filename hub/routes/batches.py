@@ -26,9 +26,7 @@ async def batch_for(request: web.Request, who: Principal, batch_id: str) -> Batc
 @api("api.mentor.batches")
 async def mentor_batches(request: web.Request) -> web.Response:
     who = principal(request)
-    return respond(
-        "api.mentor.batches", {"batches": await hub_of(request).source.mentor_batches(who.user_id)}
-    )
+    return respond("api.mentor.batches", {"batches": await hub_of(request).source.mentor_batches(who.user_id)})
 
 
 @routes.get("/v1/batches/{batchId}/dashboard")

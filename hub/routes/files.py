@@ -22,9 +22,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         raise HubError(404, "FILE_NOT_FOUND", "This report file does not exist (any more).")
     key = storage_key(job)
     if not link_is_valid(hub.settings.link_secret, job["jobId"], key, expires, signature):
-        raise HubError(
-            403, "LINK_EXPIRED", "This download link is invalid or has expired; ask for a fresh one."
-        )
+        raise HubError(403, "LINK_EXPIRED", "This download link is invalid or has expired; ask for a fresh one.")
     path = hub.storage.local_path(key)
     if not path.is_file():
         raise HubError(404, "FILE_NOT_FOUND", "This report file does not exist (any more).")

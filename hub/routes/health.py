@@ -30,9 +30,7 @@ async def readyz(request: web.Request) -> web.Response:
             results[name] = f"failed: {type(exc).__name__}"
     results["pubsub"] = "ok" if hub.bus.connected.is_set() else "failed: disconnected"
     ready = all(value == "ok" for value in results.values())
-    return web.json_response(
-        {"status": "ok" if ready else "unavailable", **results}, status=200 if ready else 503
-    )
+    return web.json_response({"status": "ok" if ready else "unavailable", **results}, status=200 if ready else 503)
 
 
 @routes.get("/metrics")

@@ -27,9 +27,7 @@ async def submit(request: web.Request) -> web.Response:
         hub.metrics.requests.labels("duplicate").inc()
         duplicate = events.body("report.duplicate", submission.job_id, batch.batch_id)
         await hub.log.emit(who.user_id, submission.job_id, duplicate)
-        raise HubError(
-            409, "DOWNLOAD_IN_PROGRESS", events.MESSAGES["report.duplicate"], {"jobId": submission.job_id}
-        )
+        raise HubError(409, "DOWNLOAD_IN_PROGRESS", events.MESSAGES["report.duplicate"], {"jobId": submission.job_id})
     try:
         await hub.jobs.enqueue(submission.job_id)
     except Exception:
@@ -37,9 +35,7 @@ async def submit(request: web.Request) -> web.Response:
         job = await hub.jobs.get(submission.job_id)
         if job:
             await hub.jobs.fail(job, "ENQUEUE_FAILED")
-        raise HubError(
-            503, "SERVICE_UNAVAILABLE", "The report could not be started; please try again."
-        ) from None
+        raise HubError(503, "SERVICE_UNAVAILABLE", "The report could not be started; please try again.") from None
     hub.metrics.requests.labels("submitted").inc()
     result = {"jobId": submission.job_id, "batchId": batch.batch_id, "status": "SUBMITTED"}
     return respond("api.report.submit", result, status=202)

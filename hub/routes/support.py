@@ -33,15 +33,11 @@ async def job_events(request: web.Request) -> web.Response:
 @api("api.support.job.replay")
 async def replay(request: web.Request) -> web.Response:
     job, timeline = await _timeline(request)
-    facing = [
-        event for event in timeline if event["type"] not in NOT_USER_FACING and not event.get("replayed")
-    ]
+    facing = [event for event in timeline if event["type"] not in NOT_USER_FACING and not event.get("replayed")]
     if not facing:
         raise HubError(404, "NOTHING_TO_REPLAY", "This job has no notification to replay yet.")
     event = {key: value for key, value in facing[-1].items() if key != "id"}
     event["replayed"] = True
     hub = hub_of(request)
     event_id = await hub.log.emit(job["requestedBy"], job["jobId"], orjson.dumps(event))
-    return respond(
-        "api.support.job.replay", {"jobId": job["jobId"], "eventId": event_id, "type": event["type"]}
-    )
+    return respond("api.support.job.replay", {"jobId": job["jobId"], "eventId": event_id, "type": event["type"]})

@@ -145,10 +145,7 @@ def dashboard_query(param: str) -> str:
 
 def histogram_query(param: str) -> str:
     bucket = f"CASE WHEN ({EFFECTIVE_PROGRESS}) >= 90 THEN 9 ELSE ({EFFECTIVE_PROGRESS}) / 10 END"
-    return (
-        f"SELECT {bucket} AS bucket, count(*) FROM enrolments e "
-        f"WHERE e.batch_id = {param.format(1)} GROUP BY 1"
-    )
+    return f"SELECT {bucket} AS bucket, count(*) FROM enrolments e WHERE e.batch_id = {param.format(1)} GROUP BY 1"
 
 
 MENTOR_BATCHES = (

@@ -59,9 +59,7 @@ MAX_SCORE = 10
 CHUNK = 20_000
 
 
-def _participant(
-    rng: random.Random, batch_id: str, start: date, assessments: list[str]
-) -> tuple[tuple, tuple, list]:
+def _participant(rng: random.Random, batch_id: str, start: date, assessments: list[str]) -> tuple[tuple, tuple, list]:
     user_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     state = rng.choice(list(PLACES))
     district = rng.choice(PLACES[state])
@@ -93,9 +91,7 @@ def _participant(
     return user, enrolment, scores
 
 
-def _chunks(
-    rng: random.Random, n: int, batch_id: str, start: date, assessments: list[str]
-) -> Iterator[tuple]:
+def _chunks(rng: random.Random, n: int, batch_id: str, start: date, assessments: list[str]) -> Iterator[tuple]:
     for offset in range(0, n, CHUNK):
         users, enrolments, scores = [], [], []
         for _ in range(min(CHUNK, n - offset)):

@@ -93,9 +93,7 @@ class SqliteSource:
         sql = "SELECT count(*) FROM enrolments WHERE batch_id = ?"
         return await self._run(lambda conn: conn.execute(sql, (batch_id,)).fetchone()[0])
 
-    async def report_rows(
-        self, batch_id: str, assessments: Sequence[str], chunk: int
-    ) -> AsyncIterator[list[tuple]]:
+    async def report_rows(self, batch_id: str, assessments: Sequence[str], chunk: int) -> AsyncIterator[list[tuple]]:
         """Rows in chunks, read by a thread that stays at most a few chunks ahead of the consumer."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)
@@ -108,9 +106,7 @@ class SqliteSource:
             try:
                 conn = self._connect()
                 try:
-                    cursor = conn.execute(
-                        report_query(len(assessments), "?{}", "char"), (batch_id, *assessments)
-                    )
+                    cursor = conn.execute(report_query(len(assessments), "?{}", "char"), (batch_id, *assessments))
                     while not stop and (rows := cursor.fetchmany(chunk)):
                         put(rows)
                 finally:
@@ -133,9 +129,7 @@ class SqliteSource:
                 await asyncio.sleep(0.001)
 
     async def insert(self, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:
-        sql = (
-            f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        )
+        sql = f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         return await self._run(lambda conn: conn.executemany(sql, rows).rowcount, write=True)
 
     async def close(self) -> None:
