@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import aiohttp
+import pytest
 from arq.worker import Worker
 
 from hub.config import Settings
@@ -18,6 +19,13 @@ from tests.conftest import MENTOR, Call, next_event, running_worker
 BATCH = "batch-0001"
 FAILED_MESSAGE = "Download has failed. Please try again after sometime"
 IN_PROGRESS_MESSAGE = "Download in-progress. Please try after sometime"
+
+
+@pytest.fixture
+def broken_row(settings: Settings, batch) -> None:
+    """A participant whose name is not valid UTF-8: the source cannot read that row."""
+    with sqlite3.connect(settings.source_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE users SET name = CAST(x'ff' AS TEXT) WHERE user_id IN (SELECT user_id FROM users LIMIT 1)")
 
 
 async def test_click_makes_the_report_in_background_and_notifies_when_ready(
@@ -57,11 +65,8 @@ async def test_completed_job_reads_as_success_with_a_fresh_link(call: Call, sock
 
 
 async def test_a_report_whose_source_breaks_fails_with_the_contract_message(
-    call: Call, socket_url, http, settings: Settings, worker
+    call: Call, socket_url, http, broken_row: None, worker
 ) -> None:
-    path = settings.source_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE users SET name = CAST(x'ff' AS TEXT) WHERE user_id IN (SELECT user_id FROM users LIMIT 1)")
     async with http.ws_connect(await socket_url()) as ws:
         status, _ = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
         assert status == 202
@@ -92,11 +97,8 @@ async def test_a_source_file_that_vanishes_fails_the_report_instead_of_hanging(
 
 
 async def test_failed_report_releases_the_guard_so_the_next_click_starts_a_new_job(
-    call: Call, socket_url, http, settings: Settings, worker
+    call: Call, socket_url, http, broken_row: None, worker
 ) -> None:
-    path = settings.source_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE users SET name = CAST(x'ff' AS TEXT) WHERE user_id IN (SELECT user_id FROM users LIMIT 1)")
     async with http.ws_connect(await socket_url()) as ws:
         _, first = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
         await next_event(ws, "report.failed")
