@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis, create_pool
 
 from hub.bus import Bus
 from hub.config import Settings
+from hub.connections import redis_settings
 from hub.envelope import HubError, failure
 from hub.events import EventLog
 from hub.identity import Principal, Tickets, TokenVerifier, bearer
@@ -26,7 +27,7 @@ from hub.telemetry import TelemetrySink
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
-SWEEP_EVERY = 10.0
+SWEEP_EVERY = 5.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -99,7 +100,7 @@ async def _sweeper(hub: Hub) -> None:
 
 
 async def open_hub(settings: Settings) -> Hub:
-    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url or ""))
+    redis = await create_pool(redis_settings(settings.redis_url or ""))
     storage = Storage(settings)
     event_log = EventLog(redis, settings.event_retention)
     return Hub(

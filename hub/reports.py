@@ -26,6 +26,7 @@ JOB_FUNCTION = "generate_report"
 ACTIVE = "hub:active"
 RECENT_JOBS = 100
 LOST_AFTER_SECONDS = 30
+STALE_AFTER_SECONDS = 10
 
 _SUBMIT = (
     EMIT_LUA
@@ -209,7 +210,8 @@ class Jobs:
         """Ends jobs that can no longer finish, so no mentor waits for a toast that will never come.
 
         A job is lost when arq no longer holds it (it gave up after its retries, or the enqueue never
-        happened because the process died), or when it has run past its deadline.
+        happened because the process died), or when it has run past its deadline. A job whose worker
+        stopped beating is released to the other workers now rather than when arq's lock expires.
         """
         now = now_ms()
         ended = 0
@@ -220,6 +222,9 @@ class Jobs:
                 await self._redis.zrem(ACTIVE, job_id)
                 continue
             reason = None
+            heartbeat = int(job.get("heartbeat") or 0)
+            if job["status"] == PROCESSING and heartbeat and now - heartbeat > STALE_AFTER_SECONDS * 1000:
+                await self._redis.delete(in_progress_key_prefix + job_id)
             if now > deadline:
                 reason = "TIMED_OUT"
             elif now - int(job["submittedAt"]) > LOST_AFTER_SECONDS * 1000:

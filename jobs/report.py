@@ -26,6 +26,7 @@ from hub.storage import Storage
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 5000
 PROGRESS_EVERY = 0.5
+HEARTBEAT_EVERY = 2.0
 BOM = "\ufeff"
 
 
@@ -108,6 +109,13 @@ async def _write(services: Services, job: dict[str, str]) -> tuple[int, int]:
     return progress.rows, size
 
 
+async def _heartbeat(jobs: Jobs, job: dict[str, str]) -> None:
+    """Proof of life for the sweeper: a job whose heartbeat stops is handed to another worker."""
+    while True:
+        await jobs.transition(job, heartbeat=now_ms())
+        await asyncio.sleep(HEARTBEAT_EVERY)
+
+
 async def generate_report(ctx: dict[str, Any], job_id: str) -> str:
     services: Services = ctx["services"]
     jobs = services.jobs
@@ -117,6 +125,7 @@ async def generate_report(ctx: dict[str, Any], job_id: str) -> str:
     if job["status"] in TERMINAL:
         return f"already {job['status']}"
     await jobs.transition(job, PROCESSING, startedAt=now_ms())
+    heartbeat = asyncio.create_task(_heartbeat(jobs, job))
     try:
         async with asyncio.timeout(services.settings.report_timeout):
             rows, size = await _write(services, job)
@@ -134,6 +143,8 @@ async def generate_report(ctx: dict[str, Any], job_id: str) -> str:
         log.exception("report %s failed", job_id)
         await jobs.fail(job, "INTERNAL_ERROR")
         return "INTERNAL_ERROR"
+    finally:
+        heartbeat.cancel()
     url, expires_at = await services.storage.download_url(job_id, storage_key(job))
     completed = events.body(
         "report.completed", job_id, job["batchId"], downloadUrl=url, expiresAt=expires_at,

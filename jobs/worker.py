@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from arq import func
-from arq.connections import RedisSettings
 
 from hub.config import ConfigError, Settings, load, require_link_secret
+from hub.connections import redis_settings
 from hub.events import EventLog
 from hub.reports import JOB_FUNCTION, Jobs
 from hub.source import SourceError, open_source
@@ -52,11 +52,11 @@ def worker_options(settings: Settings) -> dict[str, Any]:
             func(
                 generate_report,
                 name=JOB_FUNCTION,
-                timeout=settings.report_timeout + 30,
+                timeout=settings.report_timeout + 5,
                 max_tries=settings.max_tries,
             ),
         ],
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": redis_settings(settings.redis_url),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "ctx": {"settings": settings},
