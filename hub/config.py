@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
 DEV_JWT_SECRET = "dev-only-secret-never-use-this-in-production"
+# The object stores' own variables (credentials, endpoint, region...), handed to obstore by hub.storage.
+CLOUD_PREFIXES = ("AWS_", "AZURE_", "GOOGLE_")
 
 
 class ConfigError(Exception):
@@ -38,6 +40,7 @@ class Settings:
     max_tries: int
     telemetry_path: str
     telemetry_url: str | None
+    storage_env: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -109,6 +112,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         max_tries=_int(env, "REPORT_MAX_TRIES", 3),
         telemetry_path=env.get("TELEMETRY_PATH", "").strip() or "./var/telemetry.jsonl",
         telemetry_url=telemetry_url,
+        storage_env={name: value for name, value in env.items() if name.startswith(CLOUD_PREFIXES)},
     )
 
 

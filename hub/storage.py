@@ -2,30 +2,60 @@
 links that hand them to the mentor's device.
 
 Local files are served by the hub behind an HMAC-signed link bound to one job; cloud files answer a
-presigned GET, so the hub never streams gigabytes it does not have to.
+presigned GET, so the hub never streams gigabytes it does not have to. The path of a cloud URL
+(`s3://bucket/some/prefix`) is a prefix every key goes under.
+
+Cloud credentials and endpoints are the provider's usual variables (`AWS_*`, `AZURE_*`, `GOOGLE_*`),
+kept in the settings when they are read and handed to obstore explicitly.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 from urllib.parse import quote, urlparse
 
 import obstore
-from obstore.store import LocalStore, from_url
+from obstore.exceptions import BaseError, UnknownConfigurationKeyError
+from obstore.store import AzureStore, GCSStore, LocalStore, S3Store, from_url
 
 from hub.config import ConfigError, Settings
 
+CloudStore = S3Store | AzureStore | GCSStore
 CHUNK_SIZE = 5 * 1024 * 1024
+CSV_TYPE = "text/csv; charset=utf-8"
+ENV_PREFIX = {"s3": "AWS_", "az": "AZURE_", "gs": "GOOGLE_"}
+CONTAINER = {"s3": "bucket", "az": "container", "gs": "bucket"}
+# obstore panics (PanicException) when an HTTP client option such as AWS_ALLOW_HTTP is given in a store's
+# `config`; these go to `client_options` instead (names of obstore's ClientConfig).
+CLIENT_OPTIONS = frozenset({
+    "allow_http", "allow_invalid_certificates", "connect_timeout", "default_content_type", "http1_only",
+    "http2_keep_alive_interval", "http2_keep_alive_timeout", "http2_keep_alive_while_idle", "http2_only",
+    "pool_idle_timeout", "pool_max_idle_per_host", "proxy_url", "proxy_ca_certificate", "proxy_excludes",
+    "randomize_addresses", "read_timeout", "timeout", "user_agent",
+})  # fmt: skip
+# STORAGE_URL names the bucket; an AWS_BUCKET left in the environment would otherwise override it.
+BUCKET_OPTIONS = frozenset({"bucket", "bucket_name", "container_name"})
+STATUS = re.compile(r"status code: (\d{3})")
+ERROR_CODE = re.compile(r"<Code>([^<]+)</Code>")
+
+
+class StorageError(Exception):
+    """The object store refused or failed a request; the message is one line an operator can act on."""
 
 
 def content_disposition(file_name: str) -> str:
-    return f"attachment; filename=\"{file_name}\"; filename*=UTF-8''{quote(file_name)}"
+    """`filename` for old clients (ASCII only, as header values must be), `filename*` for the rest."""
+    plain = file_name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "")
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(file_name)}"
 
 
 def _local_root(url: str) -> Path:
@@ -33,7 +63,49 @@ def _local_root(url: str) -> Path:
     return Path(parsed.netloc + parsed.path).expanduser().resolve()
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _understood(scheme: str, key: str, value: str) -> bool:
+    """Whether obstore knows the setting: deployments carry AWS_PROFILE and the like, which it ignores."""
+    try:
+        from_url(f"{scheme}://probe", config={key: value})
+    except UnknownConfigurationKeyError:
+        return False
+    except BaseError:
+        return True  # known, but wrong or incomplete on its own: building the real store says so
+    return True
+
+
+def cloud_options(scheme: str, env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The store config and HTTP client options that the provider's variables in `env` ask for."""
+    prefix = ENV_PREFIX[scheme]
+    config: dict[str, str] = {}
+    client: dict[str, str] = {}
+    for name, value in env.items():
+        if not name.startswith(prefix) or not value.strip():
+            continue
+        option = name.removeprefix(prefix).lower()
+        if option in CLIENT_OPTIONS:
+            client[option] = value.strip()
+        elif option not in BUCKET_OPTIONS and _understood(scheme, name.lower(), value.strip()):
+            config[name.lower()] = value.strip()
+    return config, client
+
+
+def _cloud_store(url: str, env: Mapping[str, str]) -> CloudStore:
+    config, client = cloud_options(urlparse(url).scheme, env)
+    try:
+        return cast(CloudStore, from_url(url, config=config, client_options=client or None))
+    except BaseError as exc:
+        raise ConfigError(f"STORAGE_URL cannot be used: {_first_line(exc)}") from None
+
+
 class Storage:
+    """One object store for report files, built once from the settings at start."""
+
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         url = settings.storage_url
@@ -44,19 +116,27 @@ class Storage:
                 self.local_root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(f"STORAGE_URL names a directory that cannot be made: {exc}") from None
-            self._store = LocalStore(self.local_root)
+            self._store: LocalStore | CloudStore = LocalStore(self.local_root)
+            self._where = str(self.local_root)
         else:
-            try:
-                self._store = from_url(url)
-            except Exception as exc:
-                raise ConfigError(f"STORAGE_URL cannot be used: {exc}") from None
+            cloud = _cloud_store(url, settings.storage_env)
+            endpoint = cloud.config.get("endpoint")
+            self._store = cloud
+            self._where = f"{url} at {endpoint}" if endpoint else url
+        self._container = CONTAINER.get(urlparse(url).scheme, "directory")
 
     async def check(self) -> None:
-        """Raises when the store cannot be listed (missing bucket, refused credentials)."""
-        await obstore.list(self._store, prefix="reports/", chunk_size=1).collect_async()
+        """Reads one listing entry, so a missing bucket or refused credentials stop the worker at start
+        instead of failing every report later."""
+        try:
+            await anext(aiter(obstore.list(self._store, prefix="reports/", chunk_size=1)), None)
+        except BaseError as exc:
+            raise StorageError(self._explain(exc)) from None
 
     async def put(self, key: str, chunks: AsyncIterator[bytes], file_name: str) -> int:
-        """Streams `chunks` into one object; a failure part-way leaves no partial object behind."""
+        """Streams `chunks` into one object in 5 MiB parts while they are still being made, so memory
+        stays flat whatever the batch size. When the iterator or the store fails, obstore aborts the
+        multipart upload and no object appears."""
         size = 0
 
         async def counted() -> AsyncIterator[bytes]:
@@ -65,19 +145,29 @@ class Storage:
                 size += len(chunk)
                 yield chunk
 
-        attributes = None if self.local_root else {"Content-Disposition": content_disposition(file_name)}
         try:
-            await obstore.put_async(self._store, key, counted(), attributes=attributes, chunk_size=CHUNK_SIZE)
-        except BaseException:
-            await self.delete(key)
+            await obstore.put_async(
+                self._store, key, counted(), attributes=self._attributes(file_name), chunk_size=CHUNK_SIZE
+            )
+        except BaseException as exc:
+            # Cancellation can land after the upload completed: never leave a file the job does not own.
+            with contextlib.suppress(Exception):
+                await self.delete(key)
+            if isinstance(exc, BaseError):
+                raise StorageError(self._explain(exc)) from exc
             raise
         return size
 
+    def _attributes(self, file_name: str) -> dict[str, str] | None:
+        """Stored with a cloud object, these make its presigned GET save under the report's name; the hub
+        sets them itself on local files (LocalStore cannot keep attributes)."""
+        if self.local_root is not None:
+            return None
+        return {"Content-Type": CSV_TYPE, "Content-Disposition": content_disposition(file_name)}
+
     async def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             await obstore.delete_async(self._store, key)
-        except FileNotFoundError:
-            pass
 
     def local_path(self, key: str) -> Path:
         assert self.local_root is not None
@@ -91,8 +181,22 @@ class Storage:
         if self.local_root is not None:
             signature = sign(self._settings.link_secret, job_id, key, expires)
             return f"{self._settings.public_url}/files/{job_id}?expires={expires}&sig={signature}", expires_at
-        url = await obstore.sign_async(self._store, "GET", key, timedelta(seconds=ttl))
+        url = await obstore.sign_async(cast(CloudStore, self._store), "GET", key, timedelta(seconds=ttl))
         return url, expires_at
+
+    def _explain(self, exc: BaseError) -> str:
+        """obstore's messages run to dozens of lines of debug output; an operator needs the status."""
+        text = str(exc)
+        status = STATUS.search(text)
+        code = ERROR_CODE.search(text)
+        detail = " ".join(match.group(1) for match in (status, code) if match)
+        if status and status.group(1) == "404":
+            reason = f"the {self._container} does not exist"
+        elif status and status.group(1) in ("401", "403"):
+            reason = "the credentials were refused"
+        else:
+            return f"{self._where}: {_first_line(exc)}"
+        return f"{self._where}: {reason} ({detail})"
 
 
 def sign(secret: str, job_id: str, key: str, expires: int) -> str:

@@ -8,7 +8,6 @@ ended is left as it is.
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import logging
 import time
@@ -20,11 +19,11 @@ from hub import events
 from hub.config import Settings
 from hub.reports import PROCESSING, SUCCESS, TERMINAL, Jobs, now_ms, storage_key
 from hub.source import Source, SourceError
-from hub.source.schema import HEADER
+from hub.source.schema import HEADER, csv_writer
 from hub.storage import Storage
+from jobs.parts import PartWriters, Tally
 
 log = logging.getLogger(__name__)
-CHUNK_ROWS = 5000
 PROGRESS_EVERY = 0.5
 HEARTBEAT_EVERY = 2.0
 BOM = "\ufeff"
@@ -36,6 +35,7 @@ class Services:
     jobs: Jobs
     source: Source
     storage: Storage
+    writers: PartWriters
 
 
 class ReportFailed(Exception):
@@ -44,14 +44,12 @@ class ReportFailed(Exception):
         self.reason = reason
 
 
-def header(assessments: Sequence[str]) -> list[str]:
-    return [*HEADER, *(f"{content_id} - Score" for content_id in assessments)]
-
-
-def to_csv(rows: Sequence[Sequence[Any]]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
-    return buffer.getvalue().encode()
+def header_line(assessments: Sequence[str]) -> bytes:
+    """The byte-order mark (so Excel reads Devanagari names right) and the header row."""
+    text = io.StringIO(BOM)
+    text.seek(len(BOM))
+    csv_writer(text).writerow([*HEADER, *(f"{content_id} - Score" for content_id in assessments)])
+    return text.getvalue().encode()
 
 
 class Progress:
@@ -84,16 +82,18 @@ async def _write(services: Services, job: dict[str, str]) -> tuple[int, int]:
     if batch is None:
         raise ReportFailed("BATCH_NOT_FOUND")
     assessments = await source.assessments(batch.course_id)
-    progress = Progress(services.jobs, job, await source.participant_count(batch.batch_id))
+    tally = Tally(total=await source.participant_count(batch.batch_id))
+    progress = Progress(services.jobs, job, tally.total)
     source_failure: SourceError | None = None
 
     async def chunks() -> AsyncIterator[bytes]:
         nonlocal source_failure
-        yield BOM.encode() + to_csv([header(assessments)])
+        yield header_line(assessments)
+        rows = services.writers.stream(source, services.settings.source_url, batch.batch_id, assessments, tally)
         try:
-            async for rows in source.report_rows(batch.batch_id, assessments, CHUNK_ROWS):
-                yield await asyncio.to_thread(to_csv, rows)
-                await progress.advance(len(rows))
+            async for chunk in rows:
+                yield chunk
+                await progress.advance(chunk.count(b"\n"))
         except SourceError as exc:
             source_failure = exc
             raise
@@ -106,7 +106,7 @@ async def _write(services: Services, job: dict[str, str]) -> tuple[int, int]:
             raise ReportFailed("SOURCE_ERROR") from exc
         log.warning("report %s: storage failed: %s", job["jobId"], exc)
         raise ReportFailed("STORAGE_ERROR") from exc
-    return progress.rows, size
+    return tally.rows, size
 
 
 async def _heartbeat(jobs: Jobs, job: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ from hub.events import EventLog
 from hub.reports import JOB_FUNCTION, Jobs
 from hub.source import SourceError, open_source
 from hub.storage import Storage
+from jobs.parts import PartWriters
 from jobs.report import Services, generate_report
 
 
@@ -33,11 +34,14 @@ async def startup(ctx: dict[str, Any]) -> None:
         raise ConfigError(f"STORAGE_URL cannot be used: {exc}") from None
     jobs = Jobs(ctx["redis"], EventLog(ctx["redis"], settings.event_retention), storage,
                 settings.report_timeout, settings.max_tries)  # fmt: skip
-    ctx["services"] = Services(settings=settings, jobs=jobs, source=source, storage=storage)
+    writers = PartWriters()
+    await writers.start()
+    ctx["services"] = Services(settings=settings, jobs=jobs, source=source, storage=storage, writers=writers)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     if "services" in ctx:
+        ctx["services"].writers.close()
         await ctx["services"].source.close()
 
 

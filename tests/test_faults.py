@@ -44,7 +44,7 @@ def env(env: dict[str, str], valkey_server: ValkeyServer) -> dict[str, str]:
 async def test_a_worker_killed_mid_job_is_replaced_and_the_mentor_gets_the_report_once(
     call: Call, http, socket_url, env: dict[str, str], settings, source
 ) -> None:
-    await seed(source, 40_000, batch_id="batch-big", course_id="do_course_0001", mentor_id=MENTOR, progress=None)
+    await seed(source, 120_000, batch_id="batch-big", course_id="do_course_0001", mentor_id=MENTOR, progress=None)
     doomed = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "hub", "worker", env={**os.environ, **env}, stderr=subprocess.DEVNULL
     )
@@ -67,7 +67,7 @@ async def test_a_worker_killed_mid_job_is_replaced_and_the_mentor_gets_the_repor
         if doomed.returncode is None:
             doomed.kill()
             await doomed.wait()
-    assert completed["rows"] == 40_000
+    assert completed["rows"] == 120_000
     assert "report.completed" not in others and "report.failed" not in others
 
 

@@ -9,7 +9,7 @@ const TELEMETRY_KEY = 'hub:telemetry:queue';
 const TELEMETRY_QUEUE_LIMIT = 200;
 const TELEMETRY_WAIT_MS = 1500; // telemetry goes first, but a slow telemetry call must not hold the report
 const TOAST_MS = 10_000;
-const TOAST_LIMIT = 5;
+const TOAST_LIMIT = { phone: 3, wide: 5 };
 const PAGE_ID = 'course-dashboard';
 
 const JOB_STATUS = {
@@ -18,6 +18,9 @@ const JOB_STATUS = {
   SUCCESS: 'Ready',
   FAILED: 'Failed',
 };
+
+// Sunbird course batches carry a numeric status.
+const BATCH_STATUS = { 0: 'Upcoming', 1: 'Ongoing', 2: 'Expired' };
 
 const state = {
   token: null,
@@ -272,6 +275,7 @@ function showEventToast(event) {
   showToast({
     type: event.type,
     id: event.id,
+    jobId: event.jobId,
     // The 409 answer and the report.duplicate event describe the same click: show one toast.
     key: event.type === 'report.duplicate' ? `duplicate:${event.jobId}` : null,
     message: event.message || defaultMessage(event.type),
@@ -306,7 +310,7 @@ function saveLink({ downloadUrl, fileName, jobId, expiresAt }) {
   );
 }
 
-function showToast({ type, id, key, message, context, link, alert = false, sticky = false }) {
+function showToast({ type, id, jobId, key, message, context, link, alert = false, sticky = false }) {
   const region = $('toasts');
   const toast = h(
     'div',
@@ -315,6 +319,7 @@ function showToast({ type, id, key, message, context, link, alert = false, stick
       role: alert ? 'alert' : null,
       'data-event-type': type,
       'data-event-id': id,
+      'data-job-id': jobId,
       'data-toast-key': key,
     },
     h('div', { class: 'toast__body' }, h('p', { class: 'toast__message' }, message), context && h('p', { class: 'toast__context' }, context)),
@@ -330,10 +335,21 @@ function showToast({ type, id, key, message, context, link, alert = false, stick
   if (!sticky) autoDismiss(toast);
 }
 
-/** Old transient toasts make way; the ready ones with a file link stay until closed. */
+/** A small screen holds few toasts: the oldest go first, ones with a file link last (the list has it too). */
 function trimToasts(region) {
-  const transient = [...region.children].filter((el) => el.dataset.eventType !== 'report.completed');
-  for (const toast of transient.slice(0, Math.max(0, region.children.length - TOAST_LIMIT))) toast.remove();
+  const limit = matchMedia('(max-width: 480px)').matches ? TOAST_LIMIT.phone : TOAST_LIMIT.wide;
+  while (region.children.length > limit) {
+    const transient = [...region.children].find((el) => el.dataset.eventType !== 'report.completed');
+    (transient ?? region.firstElementChild).remove();
+  }
+}
+
+/** Toasts float over the page bottom; reserving that much space lets everything be scrolled clear of them. */
+function reserveToastSpace() {
+  const region = $('toasts');
+  new ResizeObserver(() => {
+    document.body.style.setProperty('--toast-space', `${region.offsetHeight}px`);
+  }).observe(region);
 }
 
 /** Dismisses after a while, but never under the pointer or keyboard focus (people need time to read). */
@@ -397,7 +413,7 @@ function selectBatch(batchId) {
 
 function renderBatchMeta(batch) {
   const dates = [formatDate(batch.startDate, dateFormat), formatDate(batch.endDate, dateFormat)].filter(Boolean).join(' – ');
-  const parts = [batch.courseName, dates, batch.status && `Status: ${batch.status}`, Number.isFinite(batch.participantCount) && `${formatCount(batch.participantCount)} participants`];
+  const parts = [batch.courseName, dates, batch.status != null && `Status: ${BATCH_STATUS[batch.status] ?? batch.status}`, Number.isFinite(batch.participantCount) && `${formatCount(batch.participantCount)} participants`];
   $('batch-meta').textContent = parts.filter(Boolean).join(' · ');
 }
 
@@ -465,7 +481,7 @@ async function onDownloadClick() {
       return;
     }
     const jobId = error.result?.jobId;
-    showToast({ type: 'report.duplicate', key: `duplicate:${jobId}`, message: error.message, context: batchLabel(batch.batchId) });
+    showToast({ type: 'report.duplicate', jobId, key: `duplicate:${jobId}`, message: error.message, context: batchLabel(batch.batchId) });
     if (jobId && state.batchId === batch.batchId) showProgress(jobId, null);
   }
 }
@@ -657,6 +673,7 @@ function bindEvents() {
 
 function init() {
   bindEvents();
+  reserveToastSpace();
   const token = takeTokenFromFragment() ?? storageGet(sessionStorage, TOKEN_KEY);
   const problem = token ? tokenProblem(token) : null;
   if (token && !problem) signIn(token);

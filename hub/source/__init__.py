@@ -6,9 +6,9 @@ the same tables (`schema.py`) and answer the same questions through `Source`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 
 class SourceError(Exception):
@@ -44,7 +44,14 @@ class Source(Protocol):
 
     async def participant_count(self, batch_id: str) -> int: ...
 
-    def report_rows(self, batch_id: str, assessments: Sequence[str], chunk: int) -> AsyncIterator[list[tuple]]: ...
+    async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
+        """`parts - 1` user ids that split the batch into parts of equal size, in report order."""
+        ...
+
+    async def write_csv(self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, out: BinaryIO) -> int:
+        """Writes the report rows of participants `lower <= user_id < upper` to `out`, streaming;
+        returns how many rows it wrote."""
+        ...
 
     async def insert(self, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int: ...
 

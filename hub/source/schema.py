@@ -8,6 +8,12 @@ the same bytes from the same data.
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO
+
 TABLES = """
 CREATE TABLE IF NOT EXISTS courses (
     course_id TEXT PRIMARY KEY,
@@ -101,34 +107,75 @@ def day_month_year(expr: str) -> str:
     return f"substr({expr}, 9, 2) || '/' || substr({expr}, 6, 2) || '/' || substr({expr}, 1, 4)"
 
 
-def report_query(assessments: int, param: str, char: str) -> str:
-    """One row per enrolment, columns in the contract's order, then one score per assessment.
+CHUNK_ROWS = 2000
 
-    `param(i)` spells the i-th bind parameter of the dialect; `char` its chr()/char() function.
-    The batch id is parameter 1, the assessment content ids follow.
+
+@contextmanager
+def csv_text(out: BinaryIO) -> Iterator[io.TextIOWrapper]:
+    """UTF-8 text over a binary file, detached afterwards so the caller's file stays open."""
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
+    try:
+        yield text
+        text.flush()
+    finally:
+        text.detach()
+
+
+def csv_writer(text: io.TextIOWrapper | io.StringIO) -> Any:
+    """RFC 4180: minimal quoting, CRLF line ends."""
+    return csv.writer(text, lineterminator="\r\n")
+
+
+# Above every user id in binary order: the open upper end of the last part of a batch.
+LAST_KEY = "\U0010ffff"
+
+
+def report_query(assessments: int, param: str, char: str, collate: str = "") -> str:
+    """One row per enrolment of a range of participants, columns in the contract's order, then one score
+    per assessment.
+
+    `param` spells the i-th bind parameter of the dialect (`?{}` or `${}`), `char` its chr()/char()
+    function, `collate` what makes it compare user ids byte by byte. Parameter 1 is the batch id, the
+    assessment content ids follow, then the range's lower (inclusive) and upper (exclusive) user id.
     """
-    scores = [
-        f"(SELECT s.score FROM assessment_scores s WHERE s.batch_id = e.batch_id "
-        f"AND s.user_id = e.user_id AND s.content_id = {param.format(i + 2)})"
-        for i in range(assessments)
+    lower, upper = param.format(assessments + 2), param.format(assessments + 3)
+    in_range = f"{{0}}.user_id{collate} >= {lower} AND {{0}}.user_id{collate} < {upper}"
+    # One grouped pass over the batch's scores, joined once, costs half of per-row subqueries.
+    per_assessment = [
+        f"max(CASE WHEN s.content_id = {param.format(i + 2)} THEN s.score END) AS a{i}" for i in range(assessments)
     ]
-    mine = "FROM assessment_scores s WHERE s.batch_id = e.batch_id AND s.user_id = e.user_id"
-    totals = (f"(SELECT sum(s.score) {mine})", f"(SELECT sum(s.attempts) {mine})")
+    scores = (
+        "\nLEFT JOIN (SELECT s.user_id AS user_id, sum(s.score) AS total, sum(s.attempts) AS attempts"
+        + "".join(f", {column}" for column in per_assessment)
+        + f" FROM assessment_scores s WHERE s.batch_id = {param.format(1)} AND {in_range.format('s')}"
+        " GROUP BY s.user_id) g"
+        " ON g.user_id = e.user_id"
+    )
     columns = [guarded(c, char) for c in TEXT_COLUMNS] + [
         day_month_year("e.enrolled_date"),
         day_month_year("e.completed_date"),
         "CASE WHEN e.certificate_issued = 1 THEN 'Issued' ELSE '' END",
         EFFECTIVE_PROGRESS,
-        *totals,
-        *scores,
+        "g.total",
+        "g.attempts",
+        *(f"g.a{i}" for i in range(assessments)),
     ]
     return (
         "SELECT " + ",\n  ".join(columns) + "\nFROM enrolments e"
         "\nJOIN batches b ON b.batch_id = e.batch_id"
         "\nJOIN courses c ON c.course_id = b.course_id"
         "\nLEFT JOIN users u ON u.user_id = e.user_id"
-        f"\nWHERE e.batch_id = {param.format(1)}"
-        "\nORDER BY e.user_id"
+        + scores
+        + f"\nWHERE e.batch_id = {param.format(1)} AND {in_range.format('e')}"
+        f"\nORDER BY e.user_id{collate}"
+    )
+
+
+def part_bound_query(param: str, collate: str = "") -> str:
+    """The user id that starts the part beginning at row `param 2` of a batch in report order."""
+    return (
+        f"SELECT user_id FROM enrolments WHERE batch_id = {param.format(1)} "
+        f"ORDER BY user_id{collate} LIMIT 1 OFFSET {param.format(2)}"
     )
 
 
