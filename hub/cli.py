@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -108,6 +109,9 @@ def _redis_for_dev(settings: Settings) -> Iterator[Settings]:
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     from hub.identity import mint_token
+
+    # A terminal's Ctrl-C and a supervisor's SIGTERM both end here, so the embedded Valkey stops too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
     if not (settings.jwt_secret or settings.jwt_public_key or settings.jwt_jwks):
         settings = settings.with_(jwt_secret=DEV_JWT_SECRET, link_secret=settings.link_secret or DEV_JWT_SECRET)

@@ -15,6 +15,8 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -52,13 +54,27 @@ def _ready() -> int:
     return os.getpid()
 
 
+def _follow_parent(parent: int) -> None:
+    """A part writer outlives a worker killed with SIGKILL; this ends it instead of leaving an orphan."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
+
+
 class PartWriters:
     """The worker's pool of part-writing processes, started once so no report pays for a process start."""
 
     def __init__(self, processes: int | None = None) -> None:
         self.size = processes or os.cpu_count() or 1
-        context = multiprocessing.get_context("forkserver")
-        self._pool = ProcessPoolExecutor(max_workers=self.size, mp_context=context)
+        # spawn, not fork: the worker runs threads and an event loop that a forked child must not inherit.
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.size, mp_context=context, initializer=_follow_parent, initargs=(os.getpid(),)
+        )
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
