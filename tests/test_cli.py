@@ -1,0 +1,77 @@
+"""The `hub` command as an operator meets it: one line naming a bad setting, JSON from seed, tokens."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt
+import orjson
+import pytest
+
+from hub.identity import TokenVerifier
+from tests.conftest import SECRET
+
+
+def hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args], env={**os.environ, **(env or {})}, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("PORT", "80a"),
+        ("SOURCE_URL", "mysql://nope"),
+        ("STORAGE_URL", "ftp://files"),
+        ("REDIS_URL", "http://localhost"),
+        ("LINK_TTL", "0"),
+    ],
+)
+def test_a_wrong_setting_stops_serve_with_one_line_naming_it(setting: str, value: str, redis_server: str) -> None:
+    done = hub("serve", env={"REDIS_URL": redis_server, "JWT_SECRET": SECRET, setting: value})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert setting in lines[0]
+
+
+def test_serve_without_a_way_to_verify_tokens_refuses_to_start(redis_server: str) -> None:
+    done = hub("serve", env={"REDIS_URL": redis_server, "JWT_SECRET": "", "JWT_PUBLIC_KEY": "", "JWT_JWKS": ""})
+    assert done.returncode == 2
+    assert "JWT_SECRET" in done.stderr
+
+
+def test_a_worker_whose_source_cannot_be_read_stops_with_one_line(redis_server: str, tmp_path: Path) -> None:
+    done = hub(
+        "worker",
+        env={"REDIS_URL": redis_server, "JWT_SECRET": SECRET, "SOURCE_URL": f"sqlite:///{tmp_path / 'none.db'}"},
+    )
+    assert done.returncode == 2
+    assert "SOURCE_URL" in done.stderr.strip().splitlines()[-1]
+
+
+def test_seed_prints_one_json_line_and_shows_progress(tmp_path: Path) -> None:
+    done = hub("seed", "--participants", "250", "--mentor", "m-1", env={"SOURCE_URL": f"sqlite:///{tmp_path / 's.db'}"})
+    assert done.returncode == 0
+    summary = orjson.loads(done.stdout)
+    assert summary["participants"] == 250
+    assert summary["mentorId"] == "m-1"
+    assert set(summary) == {"courseId", "batchId", "mentorId", "participants"}
+    assert "250/250" in done.stderr
+
+
+def test_token_mints_a_development_token_the_hub_accepts() -> None:
+    done = hub("token", "user-42", "--role", "SUPPORT", "--ttl", "120", env={"JWT_SECRET": SECRET})
+    token = done.stdout.strip()
+    from hub.config import load
+
+    who = TokenVerifier(load({"JWT_SECRET": SECRET})).verify(token)
+    assert who.user_id == "user-42"
+    assert who.roles == {"SUPPORT"}
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert claims["exp"] - claims["iat"] == 120
