@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import itertools
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -166,3 +168,21 @@ async def test_a_batch_with_no_participants_gives_a_header_only_file(
         lines = (await response.read()).decode("utf-8-sig").splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("Collection Id,Collection Name,Batch Id")
+
+
+async def test_a_large_report_shows_progress_at_most_twice_a_second(
+    call: Call, socket_url, http, source, worker
+) -> None:
+    await seed(source, 100_000, batch_id="batch-large", course_id="do_course_0001", mentor_id=MENTOR, progress=None)
+    async with http.ws_connect(await socket_url()) as ws:
+        await call("POST", "/v1/reports/course-progress", json={"batchId": "batch-large"})
+        frames = []
+        async with asyncio.timeout(60):
+            while not frames or frames[-1]["type"] != "report.completed":
+                frames.append(await ws.receive_json())
+    progress = [f for f in frames if f["type"] == "report.progress"]
+    assert progress, "a 100k report takes long enough to report progress"
+    assert all(p["total"] == 100_000 and 0 <= p["percent"] <= 99 for p in progress)
+    assert [p["rows"] for p in progress] == sorted(p["rows"] for p in progress)
+    stamps = [datetime.fromisoformat(p["ts"].replace("Z", "+00:00")) for p in progress]
+    assert all((later - earlier).total_seconds() >= 0.45 for earlier, later in itertools.pairwise(stamps))
