@@ -109,6 +109,7 @@ async def running_worker(settings: Settings) -> AsyncIterator[Worker]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        with contextlib.suppress(asyncio.CancelledError):  # a job cut short re-raises its cancellation here
             await running.close()
 
 

@@ -84,7 +84,7 @@ HEADER = [
 ]  # fmt: skip
 
 TEXT_COLUMNS = [
-    "c.course_id", "c.name", "b.batch_id", "b.name", "u.user_id", "u.name", "u.state", "u.district",
+    "c.course_id", "c.name", "b.batch_id", "b.name", "e.user_id", "u.name", "u.state", "u.district",
     "u.org_name", "u.school_id", "u.school_name", "u.block_name", "u.cluster_name", "u.user_type",
     "u.user_sub_type", "u.declared_board",
 ]  # fmt: skip
@@ -201,5 +201,12 @@ MENTOR_BATCHES = (
     "FROM batches b JOIN courses c ON c.course_id = b.course_id "
     "WHERE b.created_by = {p1} "
     "OR b.batch_id IN (SELECT m.batch_id FROM batch_mentors m WHERE m.user_id = {p1}) "
-    "ORDER BY b.start_date DESC, b.batch_id"
+    "ORDER BY b.start_date{collate} DESC, b.batch_id{collate}"
 )
+BATCH = (
+    "SELECT b.batch_id, b.course_id, c.name, b.name, b.status, b.start_date, b.end_date, b.created_by "
+    "FROM batches b JOIN courses c ON c.course_id = b.course_id WHERE b.batch_id = {p1}"
+)
+BATCH_MENTORS = "SELECT user_id FROM batch_mentors WHERE batch_id = {p1}"
+ASSESSMENTS = "SELECT content_id FROM course_assessments WHERE course_id = {p1} ORDER BY position, content_id{collate}"
+PARTICIPANTS = "SELECT count(*) FROM enrolments WHERE batch_id = {p1}"

@@ -15,8 +15,12 @@ from typing import Any, BinaryIO, TypeVar
 
 from hub.source import Batch, SourceError, batch_row, summarize
 from hub.source.schema import (
+    ASSESSMENTS,
+    BATCH,
+    BATCH_MENTORS,
     CHUNK_ROWS,
     MENTOR_BATCHES,
+    PARTICIPANTS,
     TABLES,
     csv_text,
     csv_writer,
@@ -30,6 +34,11 @@ T = TypeVar("T")
 # Clustered on their keys: a batch's enrolments, and each participant's profile, are one B-tree walk
 # away instead of an index lookup plus a table lookup per row (twice as fast for a million rows).
 SQLITE_TABLES = TABLES.replace("\n);", "\n) WITHOUT ROWID;")
+BATCH_SQL = BATCH.format(p1="?")
+MENTORS_SQL = BATCH_MENTORS.format(p1="?")
+MENTOR_BATCHES_SQL = MENTOR_BATCHES.format(p1="?1", collate="")
+ASSESSMENTS_SQL = ASSESSMENTS.format(p1="?", collate="")
+PARTICIPANTS_SQL = PARTICIPANTS.format(p1="?")
 P = "?"
 
 
@@ -74,21 +83,16 @@ class SqliteSource:
 
     async def batch(self, batch_id: str) -> Batch | None:
         def read(conn: sqlite3.Connection) -> Batch | None:
-            row = conn.execute(
-                "SELECT b.batch_id, b.course_id, c.name, b.name, b.status, b.start_date, b.end_date, b.created_by "
-                "FROM batches b JOIN courses c ON c.course_id = b.course_id WHERE b.batch_id = ?",
-                (batch_id,),
-            ).fetchone()
+            row = conn.execute(BATCH_SQL, (batch_id,)).fetchone()
             if row is None:
                 return None
-            mentors = conn.execute("SELECT user_id FROM batch_mentors WHERE batch_id = ?", (batch_id,))
+            mentors = conn.execute(MENTORS_SQL, (batch_id,))
             return Batch(*row, mentors=frozenset(m for (m,) in mentors))
 
         return await self._run(read)
 
     async def mentor_batches(self, user_id: str) -> list[dict[str, Any]]:
-        sql = MENTOR_BATCHES.format(p1="?1")
-        return await self._run(lambda conn: [batch_row(r) for r in conn.execute(sql, (user_id,))])
+        return await self._run(lambda conn: [batch_row(r) for r in conn.execute(MENTOR_BATCHES_SQL, (user_id,))])
 
     async def dashboard(self, batch_id: str) -> dict[str, Any]:
         def read(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -98,16 +102,14 @@ class SqliteSource:
         return await self._run(read)
 
     async def assessments(self, course_id: str) -> list[str]:
-        sql = "SELECT content_id FROM course_assessments WHERE course_id = ? ORDER BY position, content_id"
-        return await self._run(lambda conn: [c for (c,) in conn.execute(sql, (course_id,))])
+        return await self._run(lambda conn: [c for (c,) in conn.execute(ASSESSMENTS_SQL, (course_id,))])
 
     async def participant_count(self, batch_id: str) -> int:
-        sql = "SELECT count(*) FROM enrolments WHERE batch_id = ?"
-        return await self._run(lambda conn: conn.execute(sql, (batch_id,)).fetchone()[0])
+        return await self._run(lambda conn: conn.execute(PARTICIPANTS_SQL, (batch_id,)).fetchone()[0])
 
     async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
-            total = conn.execute("SELECT count(*) FROM enrolments WHERE batch_id = ?", (batch_id,)).fetchone()[0]
+            total = conn.execute(PARTICIPANTS_SQL, (batch_id,)).fetchone()[0]
             sql = part_bound_query("?{}")
             return [conn.execute(sql, (batch_id, total * i // parts)).fetchone()[0] for i in range(1, parts)]
 

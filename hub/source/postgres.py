@@ -1,0 +1,239 @@
+"""PostgreSQL report source: what a deployment points `SOURCE_URL=postgresql://...` at.
+
+It runs the same SQL as SQLite (`schema.py`), so the two give the same CSV bytes from the same data.
+The one thing PostgreSQL does differently is order text: by the database's locale, where SQLite
+compares bytes. Every ORDER BY and user-id range here asks for the "C" collation (byte order), and the
+tables this source creates use it for their text columns, so the primary key also serves the report's
+order and its ranges without a sort.
+
+A report streams from a server-side cursor: PostgreSQL keeps the result, a part writer holds at most
+two chunks of it, whatever the size of the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from asyncpg.cursor import Cursor
+
+from hub.source import Batch, SourceError, batch_row, summarize
+from hub.source.schema import (
+    ASSESSMENTS,
+    BATCH,
+    BATCH_MENTORS,
+    CHUNK_ROWS,
+    MENTOR_BATCHES,
+    PARTICIPANTS,
+    TABLES,
+    csv_text,
+    csv_writer,
+    dashboard_query,
+    histogram_query,
+    part_bound_query,
+    report_query,
+)
+
+P = "${}"
+BYTES = 'COLLATE "C"'
+IN_BYTE_ORDER = f" {BYTES}"
+TABLES_IN_BYTE_ORDER = re.sub(r"\bTEXT\b", f"TEXT {BYTES}", TABLES)
+MENTOR_BATCHES_SQL = MENTOR_BATCHES.format(p1="$1", collate=IN_BYTE_ORDER)
+BATCH_SQL = BATCH.format(p1="$1")
+MENTORS_SQL = BATCH_MENTORS.format(p1="$1")
+ASSESSMENTS_SQL = ASSESSMENTS.format(p1="$1", collate=IN_BYTE_ORDER)
+PARTICIPANTS_SQL = PARTICIPANTS.format(p1="$1")
+PRIMARY_KEY_SQL = (
+    "SELECT a.attname FROM pg_index i "
+    "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+    "WHERE i.indrelid = $1::regclass AND i.indisprimary"
+)
+# Two processes seeding a new database at once must not both create the tables.
+SCHEMA_LOCK = 0x687562
+CONNECT_TIMEOUT = 10
+MIN_CONNECTIONS, MAX_CONNECTIONS = 1, 5
+# The server or the network failed; anything else (a full disk under the CSV file, a bug) is not the
+# source's fault and keeps its own type.
+DATABASE_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError)
+CONNECT_FAILURES = (*DATABASE_FAILURES, OSError, TimeoutError)
+
+
+def redacted(url: str) -> str:
+    """The DSN as messages and logs may show it: no password, no query string (which may hold one)."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    netloc = f"{user}{':***' if ':' in userinfo else ''}{at}{host}"
+    return urlunsplit(parts._replace(netloc=netloc, query=""))
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def _chunks_ahead(cursor: Cursor, size: int) -> AsyncIterator[list[asyncpg.Record]]:
+    """The cursor's rows, `size` at a time, each fetch asked for before the previous chunk is handed out."""
+    ahead = asyncio.ensure_future(cursor.fetch(size))
+    try:
+        while rows := await ahead:
+            ahead = asyncio.ensure_future(cursor.fetch(size))
+            await asyncio.sleep(0)  # lets the fetch send its request before the caller's synchronous work
+            yield rows
+    finally:
+        # A caller that stops early (closing this generator) leaves one fetch in flight: let it land
+        # before the transaction ends, and take its outcome so that asyncio does not report it as lost.
+        await asyncio.wait([ahead])
+        if not ahead.cancelled():
+            ahead.exception()
+
+
+def upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    names = ", ".join(map(quoted, columns))
+    keys = ", ".join(map(quoted, key))
+    changes = ", ".join(f"{quoted(c)} = EXCLUDED.{quoted(c)}" for c in columns if c not in key)
+    return (
+        f"INSERT INTO {quoted(table)} ({names}) "
+        f"SELECT DISTINCT ON ({keys}) {names} FROM staging ORDER BY {keys}, seq DESC "
+        f"ON CONFLICT ({keys}) DO " + (f"UPDATE SET {changes}" if changes else "NOTHING")
+    )
+
+
+class PostgresSource:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.where = redacted(url)
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+        self._tables_ready = False
+        self._keys: dict[str, tuple[str, ...]] = {}
+
+    async def _open(self) -> asyncpg.Pool:
+        """The pool is made on first use, in the event loop that uses it (the app's, the worker's)."""
+        async with self._opening:
+            if self._pool is None:
+                try:
+                    self._pool = await asyncpg.create_pool(
+                        self.url, min_size=MIN_CONNECTIONS, max_size=MAX_CONNECTIONS, timeout=CONNECT_TIMEOUT,
+                        server_settings={"application_name": "course-report-hub"},
+                    )  # fmt: skip
+                except Exception as exc:
+                    # A malformed DSN raises ValueError or OverflowError, the network OSError, the
+                    # server its own errors: to the operator every one means "SOURCE_URL is wrong".
+                    raise SourceError(f"cannot reach the PostgreSQL source {self.where}: {exc}") from exc
+            return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        pool = self._pool or await self._open()
+        try:
+            conn = await pool.acquire()
+        except CONNECT_FAILURES as exc:
+            raise SourceError(f"cannot reach the PostgreSQL source {self.where}: {exc}") from exc
+        try:
+            yield conn
+        except DATABASE_FAILURES as exc:
+            raise SourceError(f"the PostgreSQL source {self.where} failed: {exc}") from exc
+        finally:
+            await pool.release(conn)
+
+    async def check(self) -> None:
+        async with self._connection() as conn:
+            await conn.fetchval("SELECT 1 FROM batches LIMIT 1")
+
+    async def batch(self, batch_id: str) -> Batch | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(BATCH_SQL, batch_id)
+            if row is None:
+                return None
+            mentors = await conn.fetch(MENTORS_SQL, batch_id)
+        return Batch(*row, mentors=frozenset(m for (m,) in mentors))
+
+    async def mentor_batches(self, user_id: str) -> list[dict[str, Any]]:
+        async with self._connection() as conn:
+            return [batch_row(r) for r in await conn.fetch(MENTOR_BATCHES_SQL, user_id)]
+
+    async def dashboard(self, batch_id: str) -> dict[str, Any]:
+        async with self._connection() as conn:
+            totals = await conn.fetchrow(dashboard_query(P), batch_id)
+            buckets = await conn.fetch(histogram_query(P), batch_id)
+        return summarize(totals, buckets)
+
+    async def assessments(self, course_id: str) -> list[str]:
+        async with self._connection() as conn:
+            return [c for (c,) in await conn.fetch(ASSESSMENTS_SQL, course_id)]
+
+    async def participant_count(self, batch_id: str) -> int:
+        async with self._connection() as conn:
+            return await conn.fetchval(PARTICIPANTS_SQL, batch_id)
+
+    async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
+        """The count and the bounds come from one snapshot: an enrolment deleted between the two reads must
+        not leave an offset past the end, with no user id to bound a part."""
+        bound = part_bound_query(P, IN_BYTE_ORDER)
+        async with self._connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            total = await conn.fetchval(PARTICIPANTS_SQL, batch_id)
+            return [await conn.fetchval(bound, batch_id, total * i // parts) for i in range(1, parts)]
+
+    async def write_csv(self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, out: BinaryIO) -> int:
+        """Streams from a server-side cursor, a chunk at a time, so memory stays flat whatever the size
+        of the batch; PostgreSQL makes the next chunk while Python formats this one."""
+        sql = report_query(len(assessments), P, "chr", IN_BYTE_ORDER)
+        rows = 0
+        async with self._connection() as conn, conn.transaction(readonly=True):
+            cursor = await conn.cursor(sql, batch_id, *assessments, lower, upper)
+            async with contextlib.aclosing(_chunks_ahead(cursor, CHUNK_ROWS)) as chunks:
+                with csv_text(out) as text:
+                    writer = csv_writer(text)
+                    async for chunk in chunks:
+                        writer.writerows(chunk)
+                        text.flush()
+                        rows += len(chunk)
+        return rows
+
+    async def insert(self, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:
+        """Adds or replaces rows by primary key, as SQLite's INSERT OR REPLACE does.
+
+        COPY into a temporary table, then one INSERT .. ON CONFLICT from it: a million seeded rows take
+        seconds, where a row-by-row upsert takes minutes. When a key repeats, the last row wins.
+        """
+        async with self._connection() as conn, conn.transaction():
+            if not self._tables_ready:
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+                await conn.execute(TABLES_IN_BYTE_ORDER)
+            key = await self._primary_key(conn, table)
+            copied = await self._stage(conn, table, columns, rows)
+            await conn.execute(upsert_sql(table, columns, key))
+        self._tables_ready = True
+        return copied
+
+    @staticmethod
+    async def _stage(conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:
+        """COPYs the rows, numbered, into a temporary `staging` table shaped like `columns` of `table`."""
+        names = ", ".join(map(quoted, columns))
+        await conn.execute(
+            f"CREATE TEMP TABLE staging ON COMMIT DROP AS "
+            f"SELECT {names}, 0::bigint AS seq FROM {quoted(table)} WITH NO DATA"
+        )
+        status = await conn.copy_records_to_table(
+            "staging", records=((*row, n) for n, row in enumerate(rows)), columns=[*columns, "seq"]
+        )
+        return int(status.split()[-1])
+
+    async def _primary_key(self, conn: asyncpg.Connection, table: str) -> tuple[str, ...]:
+        """Read from the catalog, so tables that someone else created are upserted by their own key."""
+        if table not in self._keys:
+            key = tuple(r["attname"] for r in await conn.fetch(PRIMARY_KEY_SQL, quoted(table)))
+            if not key:
+                raise SourceError(f"the table {table} of {self.where} has no primary key to replace rows by")
+            self._keys[table] = key
+        return self._keys[table]
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
