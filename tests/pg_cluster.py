@@ -8,6 +8,7 @@ byte order give a different CSV than SQLite, so the tests can see it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -55,12 +56,10 @@ def with_database(dsn: str, database: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """The DSN of a server's `postgres` database, on which each test's database is created."""
-    if os.environ.get("PG_DSN"):
-        yield os.environ["PG_DSN"]
-        return
+@contextlib.contextmanager
+def throwaway_cluster() -> Iterator[str]:
+    """A PostgreSQL cluster in a temporary folder on a free port, removed afterwards; yields the DSN
+    of its `postgres` database. The benchmark uses it too."""
     bindir = _bindir()
     folder = Path(tempfile.mkdtemp(prefix="hub-pg-"))
     data = folder / "data"
@@ -80,6 +79,16 @@ def postgres_server() -> Iterator[str]:
         stop = [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]
         subprocess.run([*run_as, *stop], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The DSN of a server's `postgres` database, on which each test's database is created."""
+    if os.environ.get("PG_DSN"):
+        yield os.environ["PG_DSN"]
+        return
+    with throwaway_cluster() as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -55,6 +55,10 @@ class Source(Protocol):
 
     async def insert(self, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int: ...
 
+    async def analyze(self) -> None:
+        """Refreshes the planner's statistics after a bulk load, so the first report gets a good plan."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -233,6 +233,10 @@ class PostgresSource:
             self._keys[table] = key
         return self._keys[table]
 
+    async def analyze(self) -> None:
+        async with self._connection() as conn:
+            await conn.execute("ANALYZE")
+
     async def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:

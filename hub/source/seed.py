@@ -140,6 +140,7 @@ async def seed(
         if progress:
             rate = done / max(time.monotonic() - began, 1e-6)
             print(f"\rseeding {done:,}/{participants:,} participants ({rate:,.0f}/s)", end="", file=progress)
+    await source.analyze()
     if progress and participants:
         print(file=progress)
     return {"courseId": course_id, "batchId": batch_id, "mentorId": mentor_id, "participants": participants}

@@ -138,5 +138,8 @@ class SqliteSource:
         sql = f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         return await self._run(lambda conn: conn.executemany(sql, rows).rowcount, write=True)
 
+    async def analyze(self) -> None:
+        await self._run(lambda conn: conn.execute("ANALYZE"), write=True)
+
     async def close(self) -> None:
         return None

@@ -1,0 +1,200 @@
+"""Click to "ready": how long a mentor waits for a course progress report, by batch size and source.
+
+Seeds each size once per source, starts a real `hub serve` and `hub worker` (and an embedded Valkey),
+then for each size clicks download several times through HTTP and waits for `report.completed` on a
+WebSocket. Prints a table with the median and worst time, rows per second, the worker's peak memory
+(its process and the part writers it starts), the seed's required limit, our goal, and the ratio to
+the floor we chase: PostgreSQL's own `COPY (report query) TO STDOUT WITH CSV` into a file, measured in
+the same run on the same data.
+
+    .venv/bin/python -m bench.report                       # 10k, 50k, 100k, 1M; SQLite and PostgreSQL
+    .venv/bin/python -m bench.report --sizes 10000 50000 --sources sqlite --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import psutil
+
+from hub.embedded import embedded_redis
+from hub.identity import mint_token
+from hub.source.schema import LAST_KEY, report_query
+from tests.conftest import free_port
+from tests.pg_cluster import throwaway_cluster
+
+MENTOR = "bench-mentor"
+SECRET = "bench-secret-that-is-long-enough-for-hs256"
+REQUIRED = [(10_000, 10.0), (50_000, 20.0), (100_000, 60.0), (float("inf"), 120.0)]
+GOAL = [(10_000, 0.5), (50_000, 1.5), (100_000, 3.0), (1_000_000, 15.0), (float("inf"), 15.0)]
+
+
+def limit(table: list[tuple[float, float]], size: int) -> float:
+    return next(seconds for bound, seconds in table if size <= bound)
+
+
+def hub_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hub", *args]
+
+
+def seed(env: dict[str, str], source_url: str, size: int, seeded: set[tuple[str, int]]) -> None:
+    """Seeds a size into a source once; the seed prints its own progress line."""
+    if (source_url, size) in seeded:
+        return
+    print(f"  {source_url.split(':')[0]}:", file=sys.stderr)
+    subprocess.run(
+        hub_command("seed", "--participants", str(size), "--batch-id", f"bench-{size}", "--mentor", MENTOR),
+        env={**env, "SOURCE_URL": source_url}, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    seeded.add((source_url, size))
+
+
+@contextlib.contextmanager
+def processes(env: dict[str, str]) -> Iterator[tuple[str, psutil.Process]]:
+    web = subprocess.Popen(hub_command("serve"), env=env, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(hub_command("worker"), env=env, stderr=subprocess.DEVNULL)
+    try:
+        yield env["PUBLIC_URL"], psutil.Process(worker.pid)
+    finally:
+        for process in (web, worker):
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def tree_rss(process: psutil.Process) -> int:
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += member.memory_info().rss
+    return total
+
+
+class PeakMemory:
+    """Samples the worker's memory while a report is made."""
+
+    def __init__(self, process: psutil.Process) -> None:
+        self._process = process
+        self.peak = 0
+
+    async def watch(self) -> None:
+        while True:
+            self.peak = max(self.peak, tree_rss(self._process))
+            await asyncio.sleep(0.02)
+
+
+async def wait_until_up(base: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{base}/readyz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the hub did not become ready")
+
+
+async def click_to_ready(session: aiohttp.ClientSession, base: str, token: str, batch: str) -> float:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.post(f"{base}/v1/notifications/ticket", headers=headers) as response:
+        ticket = (await response.json())["result"]["ticket"]
+    async with session.ws_connect(f"{base}/v1/notifications/ws?ticket={ticket}") as ws:
+        began = time.perf_counter()
+        async with session.post(f"{base}/v1/reports/course-progress", json={"batchId": batch}, headers=headers) as r:
+            if r.status != 202:
+                raise RuntimeError(f"click refused: {r.status} {await r.text()}")
+        async for message in ws:
+            event = message.json()
+            if event["type"] == "report.completed":
+                return time.perf_counter() - began
+            if event["type"] == "report.failed":
+                raise RuntimeError(f"report failed: {event}")
+    raise RuntimeError("socket closed before the report was ready")
+
+
+async def measure(base: str, worker: psutil.Process, sizes: list[int], repeat: int) -> dict[int, tuple]:
+    await wait_until_up(base)
+    token = mint_token(MENTOR, ["COURSE_MENTOR"], 3600, SECRET)
+    results = {}
+    async with aiohttp.ClientSession() as session:
+        for size in sizes:
+            memory = PeakMemory(worker)
+            watcher = asyncio.create_task(memory.watch())
+            times = [await click_to_ready(session, base, token, f"bench-{size}") for _ in range(repeat)]
+            watcher.cancel()
+            results[size] = (statistics.median(times), max(times), memory.peak)
+            print(f"  {size:>9,}: median {results[size][0]:.2f}s", file=sys.stderr)
+    return results
+
+
+async def copy_floor(dsn: str, size: int, folder: Path) -> float:
+    """PostgreSQL formatting the same report as CSV by itself, into a file: the floor."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        course = await conn.fetchval("SELECT course_id FROM batches WHERE batch_id = $1", f"bench-{size}")
+        assessments = [r[0] for r in await conn.fetch(
+            "SELECT content_id FROM course_assessments WHERE course_id = $1 ORDER BY position", course)]  # fmt: skip
+        query = report_query(len(assessments), "${}", "chr", ' COLLATE "C"')
+        args = [f"bench-{size}", *assessments, "", LAST_KEY]
+        began = time.perf_counter()
+        await conn.copy_from_query(query, *args, output=str(folder / f"floor-{size}.csv"), format="csv")
+        return time.perf_counter() - began
+    finally:
+        await conn.close()
+
+
+def table(rows: list[list[str]]) -> str:
+    header = ["source", "participants", "median s", "max s", "rows/s", "worker peak MB", "required s",
+              "goal s", "COPY floor s", "x floor", "meets goal"]  # fmt: skip
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(str(c).rjust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 100_000, 1_000_000])
+    parser.add_argument("--sources", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+    rows = []
+    with embedded_redis() as redis_url:
+        with throwaway_cluster() as dsn:
+            floors: dict[int, float] = {}
+            seeded: set[tuple[str, int]] = set()
+            for source in args.sources:
+                port = free_port()
+                env = {**os.environ, "REDIS_URL": redis_url, "JWT_SECRET": SECRET, "PORT": str(port),
+                       "PUBLIC_URL": f"http://127.0.0.1:{port}", "STORAGE_URL": f"file://{folder / 'reports'}",
+                       "SOURCE_URL": f"sqlite:///{folder / 'bench.db'}" if source == "sqlite" else dsn}  # fmt: skip
+                print(f"{source}:", file=sys.stderr)
+                for size in args.sizes:
+                    seed(env, env["SOURCE_URL"], size, seeded)
+                    seed(env, dsn, size, seeded)
+                    if size not in floors:
+                        floors[size] = await copy_floor(dsn, size, folder)
+                with processes(env) as (base, worker):
+                    results = await measure(base, worker, args.sizes, args.repeat)
+                for size, (median, worst, peak) in results.items():
+                    floor = floors[size]
+                    rows.append([source, f"{size:,}", f"{median:.2f}", f"{worst:.2f}", f"{size / median:,.0f}",
+                                 f"{peak / 2**20:.0f}", f"{limit(REQUIRED, size):g}", f"{limit(GOAL, size):g}",
+                                 f"{floor:.2f}", f"{median / floor:.1f}",
+                                 "yes" if worst < limit(GOAL, size) and peak < 250 * 2**20 else "NO"])  # fmt: skip
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
