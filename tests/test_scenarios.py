@@ -98,17 +98,6 @@ async def test_a_source_file_that_vanishes_fails_the_report_instead_of_hanging(
     assert failed["message"] == FAILED_MESSAGE
 
 
-async def test_failed_report_releases_the_guard_so_the_next_click_starts_a_new_job(
-    call: Call, socket_url, http, broken_row: None, worker
-) -> None:
-    async with http.ws_connect(await socket_url()) as ws:
-        _, first = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
-        await next_event(ws, "report.failed")
-    status, second = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
-    assert status == 202
-    assert second["result"]["jobId"] != first["result"]["jobId"]
-
-
 async def test_second_click_while_running_says_in_progress_and_sends_a_duplicate_event(
     call: Call, socket_url, http
 ) -> None:
@@ -146,10 +135,15 @@ async def test_a_click_for_another_batch_starts_its_own_job(call: Call, source) 
     assert first["result"]["jobId"] != second["result"]["jobId"]
 
 
-async def test_a_click_after_the_report_is_ready_starts_a_new_job(call: Call, socket_url, http, worker) -> None:
+@pytest.mark.parametrize("ending", ["report.completed", "report.failed"])
+async def test_a_click_after_the_earlier_job_ended_starts_a_new_job(
+    call: Call, socket_url, http, worker, ending: str, request: pytest.FixtureRequest
+) -> None:
+    if ending == "report.failed":
+        request.getfixturevalue("broken_row")
     async with http.ws_connect(await socket_url()) as ws:
         _, first = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
-        await next_event(ws, "report.completed")
+        await next_event(ws, ending)
     status, second = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
     assert status == 202
     assert second["result"]["jobId"] != first["result"]["jobId"]

@@ -73,9 +73,14 @@ class Feed:
         self.last = event_id
         return [frame]
 
-    def close(self) -> None:
+    def __enter__(self) -> Feed:
+        self._hub.metrics.sockets.inc()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         if self._subscriber is not None:
             self._hub.bus.unsubscribe(self._subscriber)
+        self._hub.metrics.sockets.dec()
 
 
 async def socket_principal(request: web.Request) -> Principal:
@@ -119,9 +124,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     hub = hub_of(request)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=4096)
     await ws.prepare(request)
-    feed = Feed(hub, who.user_id)
-    hub.metrics.sockets.inc()
+    with Feed(hub, who.user_id) as feed:
+        await _pump_websocket(ws, feed, after, hub)
+    return ws
 
+
+async def _pump_websocket(ws: web.WebSocketResponse, feed: Feed, after: str | None, hub: Hub) -> None:
     async def pump() -> None:
         frames = await feed.start(after)
         while not ws.closed:
@@ -144,9 +152,6 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await sender
-        feed.close()
-        hub.metrics.sockets.dec()
-    return ws
 
 
 @routes.get("/v1/notifications/stream")
@@ -160,9 +165,7 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
-    feed = Feed(hub, who.user_id)
-    hub.metrics.sockets.inc()
-    try:
+    with Feed(hub, who.user_id) as feed, contextlib.suppress(ConnectionResetError, TimeoutError):
         await response.write(b"retry: 3000\n\n")
         frames = await feed.start(after)
         while True:
@@ -175,11 +178,6 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
             await asyncio.wait_for(response.write(chunk or b": ping\n\n"), SEND_TIMEOUT)
             hub.metrics.frames.labels("sse").inc(len(frames))
             frames = await feed.next(HEARTBEAT)
-    except (ConnectionResetError, TimeoutError):
-        pass
-    finally:
-        feed.close()
-        hub.metrics.sockets.dec()
     return response
 
 
