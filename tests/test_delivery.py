@@ -42,9 +42,7 @@ async def test_a_socket_that_drops_before_completion_gets_the_completion_exactly
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
-async def test_resume_gives_missed_events_then_live_ones_without_a_gap(
-    call: Call, http, socket_url, settings
-) -> None:
+async def test_resume_gives_missed_events_then_live_ones_without_a_gap(call: Call, http, socket_url, settings) -> None:
     async with http.ws_connect(await socket_url()) as ws:
         await call("POST", SUBMIT, json={"batchId": BATCH})
         submitted = await next_event(ws, "report.submitted")
