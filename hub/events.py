@@ -117,7 +117,8 @@ class EventLog:
             info = await self._redis.xinfo_stream(stream_key(user_id))
         except Exception as exc:  # redis answers "no such key" as a ResponseError
             if "no such key" in str(exc).lower():
-                return True
+                # `0-0` is what `tail` hands out for an empty log: nothing was kept, so nothing was missed.
+                return after != "0-0"
             raise
         if info["entries-added"] <= info["length"]:
             return False

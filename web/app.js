@@ -1,5 +1,5 @@
 // Course dashboard page: sign-in, batch summary, report download with live notifications.
-import { HubClient, decodeJwt, hubRequest, userIdFromToken } from './hub-client.js';
+import { HubClient, compareEventIds, decodeJwt, hubRequest, userIdFromToken } from './hub-client.js';
 
 const BASE_URL = ''; // the hub serves this page, so every call is same-origin
 const TOKEN_KEY = 'hub:token';
@@ -106,7 +106,7 @@ function formatBytes(bytes) {
     value /= 1024;
     unit++;
   }
-  return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
+  return `${unit ? value.toFixed(1) : value}\u00a0${units[unit]}`; // "33.4 KB" never splits across lines
 }
 
 /** Only web links may become hrefs: a javascript: URL in data must never be clickable. */
@@ -276,14 +276,22 @@ function showEventToast(event) {
     type: event.type,
     id: event.id,
     jobId: event.jobId,
-    // The 409 answer and the report.duplicate event describe the same click: show one toast.
-    key: event.type === 'report.duplicate' ? `duplicate:${event.jobId}` : null,
+    key: toastKey(event),
     message: event.message || defaultMessage(event.type),
     context: batchLabel(event.batchId),
     link: event.type === 'report.completed' ? saveLink(event) : null,
     alert: failed,
     sticky: event.type === 'report.completed',
   });
+}
+
+/** Toasts with one key are one story: the newest event about it replaces the older toast. */
+function toastKey({ type, jobId }) {
+  if (!jobId) return null;
+  // The 409 answer and the report.duplicate event describe the same click: show one toast.
+  if (type === 'report.duplicate') return `duplicate:${jobId}`;
+  // "Ready" or "failed" makes "started" stale; on a phone both would cover half the screen.
+  return `job:${jobId}`;
 }
 
 function defaultMessage(type) {
@@ -327,12 +335,27 @@ function showToast({ type, id, jobId, key, message, context, link, alert = false
     h('button', { type: 'button', class: 'toast__close', 'aria-label': 'Dismiss notification', onclick: () => dismissToast(toast) }, '×'),
   );
   const existing = key ? [...region.children].find((el) => el.dataset.toastKey === key) : null;
-  // An event's toast supersedes the HTTP answer's toast for the same thing, never the other way round.
-  if (existing && !id && existing.dataset.eventId) return;
-  if (existing) existing.replaceWith(toast);
+  if (existing && !supersedes(id, existing.dataset.eventId)) return;
+  if (existing) replaceToast(existing, toast);
   else region.append(toast);
   trimToasts(region);
   if (!sticky) autoDismiss(toast);
+}
+
+/**
+ * An event's toast supersedes the HTTP answer's toast for the same thing, never the other way round;
+ * between events the newer wins, so a "started" relayed late by another tab cannot hide "ready".
+ */
+function supersedes(id, existingId) {
+  if (!existingId) return true;
+  return Boolean(id) && compareEventIds(id, existingId) > 0;
+}
+
+/** A keyboard user inside the old toast stays in the new one instead of falling back to the page top. */
+function replaceToast(old, toast) {
+  const hadFocus = old.contains(document.activeElement);
+  old.replaceWith(toast);
+  if (hadFocus) toast.querySelector('.toast__close').focus();
 }
 
 /** A small screen holds few toasts: the oldest go first, ones with a file link last (the list has it too). */
@@ -545,7 +568,7 @@ function renderJobs(jobs) {
 function renderJob(job) {
   const details = [
     formatDate(job.completedAt || job.submittedAt),
-    Number.isFinite(job.rows) && `${formatCount(job.rows)} rows`,
+    Number.isFinite(job.rows) && `${formatCount(job.rows)}\u00a0rows`,
     job.status === 'SUCCESS' && formatBytes(job.bytes),
   ].filter(Boolean).join(' · ');
   return h(
@@ -555,12 +578,17 @@ function renderJob(job) {
     h(
       'div',
       { class: 'job__info' },
-      h('p', { class: 'job__name' }, job.fileName || 'Course progress report'),
+      h('p', { class: 'job__name' }, job.fileName ? breakable(job.fileName) : 'Course progress report'),
       h('p', { class: 'job__details muted' }, details),
       job.status === 'FAILED' && h('p', { class: 'job__error' }, 'Download has failed. Please try again after sometime'),
     ),
     job.status === 'SUCCESS' && saveLink(job),
   );
+}
+
+/** File names have no spaces: offering a break after each "_" keeps a phone from cutting the date apart. */
+function breakable(text) {
+  return String(text).split(/(?<=_)/).flatMap((part, i) => (i ? [h('wbr'), part] : [part]));
 }
 
 /** Links are signed and expire; an old one is swapped for a fresh one before the browser follows it. */

@@ -279,6 +279,7 @@ export class HubClient extends EventTarget {
       return;
     }
     try {
+      if (!this.#streamId && !(await this.#takeBaseline(generation))) return;
       const { ticket } = await hubRequest(this.#baseUrl, this.#getToken(), '/v1/notifications/ticket', { method: 'POST' });
       if (generation !== this.#generation) return;
       if (this.transport === 'ws') this.#openSocket(ticket, generation);
@@ -286,6 +287,19 @@ export class HubClient extends EventTarget {
     } catch (error) {
       if (generation === this.#generation) this.#onRequestError(error);
     }
+  }
+
+  /**
+   * A feed opened without a resume point starts at the hub's "now"; if that first connection dropped
+   * before any event came, the next one would start at a later "now" and skip what happened between.
+   * So a client with no point takes the hub's newest id first (history is not news: it is not shown).
+   * Returns false when this connection attempt was superseded meanwhile.
+   */
+  async #takeBaseline(generation) {
+    const { lastEventId } = await hubRequest(this.#baseUrl, this.#getToken(), '/v1/notifications');
+    if (generation !== this.#generation) return false;
+    if (lastEventId && !this.#streamId) this.#advance(lastEventId);
+    return true;
   }
 
   #openSocket(ticket, generation) {

@@ -123,15 +123,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     who = await socket_principal(request)
     hub = hub_of(request)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=4096)
-    await ws.prepare(request)
     with Feed(hub, who.user_id) as feed:
-        await _pump_websocket(ws, feed, after, hub)
+        backlog = await feed.start(after)  # subscribed before the socket opens: no event slips between
+        await ws.prepare(request)
+        await _pump_websocket(ws, feed, backlog, hub)
     return ws
 
 
-async def _pump_websocket(ws: web.WebSocketResponse, feed: Feed, after: str | None, hub: Hub) -> None:
+async def _pump_websocket(ws: web.WebSocketResponse, feed: Feed, backlog: list[str], hub: Hub) -> None:
     async def pump() -> None:
-        frames = await feed.start(after)
+        frames = backlog
         while not ws.closed:
             for frame in frames:
                 try:
@@ -164,10 +165,10 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
-    await response.prepare(request)
     with Feed(hub, who.user_id) as feed, contextlib.suppress(ConnectionResetError, TimeoutError):
-        await response.write(b"retry: 3000\n\n")
         frames = await feed.start(after)
+        await response.prepare(request)
+        await response.write(b"retry: 3000\n\n")
         while True:
             chunk = b"".join(
                 (b"data: " if frame == RESYNC else b"id: " + frame_id(frame).encode() + b"\ndata: ")

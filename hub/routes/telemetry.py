@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.app import api, hub_of, principal
-from hub.envelope import json_object, respond
+from hub.envelope import HubError, json_object, respond
+from hub.identity import user_id_of
 from hub.telemetry import check_batch
 
 routes = web.RouteTableDef()
@@ -14,8 +15,11 @@ routes = web.RouteTableDef()
 @routes.post("/v1/telemetry")
 @api("api.telemetry")
 async def telemetry(request: web.Request) -> web.Response:
-    principal(request)
+    who = principal(request)
     events = check_batch(await json_object(request))
+    strangers = [i for i, event in enumerate(events) if user_id_of(str(event["actor"]["id"])) != who.user_id]
+    if strangers:
+        raise HubError(403, "NOT_YOUR_TELEMETRY", f"Event {strangers[0]}: actor.id must be the signed-in user.")
     hub = hub_of(request)
     await hub.telemetry.keep(events)
     hub.metrics.telemetry.inc(len(events))
