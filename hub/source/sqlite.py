@@ -40,6 +40,8 @@ MENTOR_BATCHES_SQL = MENTOR_BATCHES.format(p1="?1", collate="")
 ASSESSMENTS_SQL = ASSESSMENTS.format(p1="?", collate="")
 PARTICIPANTS_SQL = PARTICIPANTS.format(p1="?")
 P = "?"
+# WAL lets reports read while a seed writes; a large cache keeps random-key inserts off the disk.
+WRITER_PRAGMAS = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-131072;\n"
 
 
 def sqlite_path(url: str) -> Path:
@@ -50,33 +52,50 @@ def sqlite_path(url: str) -> Path:
 class SqliteSource:
     def __init__(self, url: str) -> None:
         self.path = sqlite_path(url)
+        # Writes (seeding) share one connection, so its page cache stays warm across the bulk inserts.
+        self._writer: sqlite3.Connection | None = None
+        self._write_lock = asyncio.Lock()
 
-    def _connect(self, write: bool = False) -> sqlite3.Connection:
+    def _connect(self) -> sqlite3.Connection:
         try:
-            if write:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(SQLITE_TABLES)
-                return conn
             return sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True)
         except (sqlite3.Error, OSError) as exc:
             raise SourceError(f"cannot open the SQLite source {self.path}: {exc}") from exc
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T], write: bool = False) -> T:
-        def call() -> T:
-            conn = self._connect(write)
+    def _writing(self) -> sqlite3.Connection:
+        if self._writer is None:
             try:
-                result = work(conn)
-                if write:
-                    conn.commit()
-                return result
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, check_same_thread=False)
+                conn.executescript(WRITER_PRAGMAS + SQLITE_TABLES)
+            except (sqlite3.Error, OSError) as exc:
+                raise SourceError(f"cannot open the SQLite source {self.path}: {exc}") from exc
+            self._writer = conn
+        return self._writer
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            conn = self._connect()
+            try:
+                return work(conn)
             except sqlite3.Error as exc:
                 raise SourceError(f"the SQLite source failed: {exc}") from exc
             finally:
                 conn.close()
 
         return await asyncio.to_thread(call)
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            conn = self._writing()
+            try:
+                with conn:
+                    return work(conn)
+            except sqlite3.Error as exc:
+                raise SourceError(f"the SQLite source failed: {exc}") from exc
+
+        async with self._write_lock:
+            return await asyncio.to_thread(call)
 
     async def check(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT count(*) FROM batches").fetchone())
@@ -136,10 +155,12 @@ class SqliteSource:
 
     async def insert(self, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:
         sql = f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        return await self._run(lambda conn: conn.executemany(sql, rows).rowcount, write=True)
+        return await self._write(lambda conn: conn.executemany(sql, rows).rowcount)
 
     async def analyze(self) -> None:
-        await self._run(lambda conn: conn.execute("ANALYZE"), write=True)
+        await self._write(lambda conn: conn.execute("ANALYZE"))
 
     async def close(self) -> None:
-        return None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
