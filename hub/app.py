@@ -19,6 +19,7 @@ from hub.connections import redis_settings
 from hub.envelope import HubError, failure
 from hub.events import EventLog
 from hub.identity import Principal, Tickets, TokenVerifier, bearer
+from hub.limits import Limits
 from hub.metrics import Metrics
 from hub.reports import Jobs
 from hub.source import Source, open_source
@@ -45,6 +46,7 @@ class Hub:
     storage: Storage
     telemetry: TelemetrySink
     metrics: Metrics
+    limits: Limits
 
 
 HUB = web.AppKey("hub", Hub)
@@ -115,6 +117,7 @@ async def open_hub(settings: Settings) -> Hub:
         storage=storage,
         telemetry=TelemetrySink(settings),
         metrics=Metrics(),
+        limits=Limits(redis, settings.rate_limit),
     )
 
 

@@ -38,6 +38,7 @@ class Settings:
     event_retention: int
     report_timeout: int
     max_tries: int
+    rate_limit: int
     telemetry_path: str
     telemetry_url: str | None
     storage_env: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
@@ -110,6 +111,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         event_retention=_int(env, "EVENT_RETENTION", 1000),
         report_timeout=_int(env, "REPORT_TIMEOUT", 300),
         max_tries=_int(env, "REPORT_MAX_TRIES", 3),
+        rate_limit=_int(env, "RATE_LIMIT", 120),
         telemetry_path=env.get("TELEMETRY_PATH", "").strip() or "./var/telemetry.jsonl",
         telemetry_url=telemetry_url,
         storage_env={name: value for name, value in env.items() if name.startswith(CLOUD_PREFIXES)},

@@ -111,7 +111,9 @@ def check_origin(request: web.Request) -> None:
 @api("api.notifications.ticket")
 async def ticket(request: web.Request) -> web.Response:
     who = principal(request)
-    issued = await hub_of(request).tickets.issue(who)
+    hub = hub_of(request)
+    await hub.limits.take(who.user_id, "ticket")
+    issued = await hub.tickets.issue(who)
     return respond("api.notifications.ticket", {"ticket": issued, "expiresIn": TICKET_TTL})
 
 

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 async def submit(request: web.Request) -> web.Response:
     who = principal(request)
     hub = hub_of(request)
+    await hub.limits.take(who.user_id, "submit")
     batch_id = string_field(await json_object(request), "batchId")
     batch = await batch_for(request, who, batch_id)
     submission = await hub.jobs.submit(who.user_id, batch.batch_id, batch.course_id)

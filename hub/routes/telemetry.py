@@ -16,11 +16,12 @@ routes = web.RouteTableDef()
 @api("api.telemetry")
 async def telemetry(request: web.Request) -> web.Response:
     who = principal(request)
+    hub = hub_of(request)
+    await hub.limits.take(who.user_id, "telemetry")
     events = check_batch(await json_object(request))
     strangers = [i for i, event in enumerate(events) if user_id_of(str(event["actor"]["id"])) != who.user_id]
     if strangers:
         raise HubError(403, "NOT_YOUR_TELEMETRY", f"Event {strangers[0]}: actor.id must be the signed-in user.")
-    hub = hub_of(request)
     await hub.telemetry.keep(events)
     hub.metrics.telemetry.inc(len(events))
     return respond("api.telemetry", {"accepted": len(events)})

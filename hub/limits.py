@@ -1,0 +1,26 @@
+"""Per-user request budgets, so one client stuck in a retry loop (a webview resuming forever, a script)
+cannot flood Redis or the workers. One-minute windows counted in Redis, shared by every hub instance.
+"""
+
+from __future__ import annotations
+
+import time
+
+from redis.asyncio import Redis
+
+from hub.envelope import HubError
+
+WINDOW = 60
+
+
+class Limits:
+    def __init__(self, redis: Redis, per_minute: int) -> None:
+        self._redis = redis
+        self._per_minute = per_minute
+
+    async def take(self, user_id: str, action: str) -> None:
+        key = f"hub:limit:{action}:{user_id}:{int(time.time()) // WINDOW}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            count, _ = await pipe.incr(key).expire(key, WINDOW).execute()
+        if count > self._per_minute:
+            raise HubError(429, "TOO_MANY_REQUESTS", "Too many requests; please wait a minute and try again.")
