@@ -60,6 +60,13 @@ def principal(request: web.Request) -> Principal:
     return hub_of(request).verifier.verify(bearer(request.headers.get("Authorization")))
 
 
+async def budgeted(request: web.Request, action: str) -> Principal:
+    """The caller, once one request of theirs for `action` is taken from their budget (429 past it)."""
+    who = principal(request)
+    await hub_of(request).limits.take(who.user_id, action)
+    return who
+
+
 def api(api_id: str) -> Callable[[Handler], Handler]:
     """Names the envelope `id` of a handler's answers, errors included (see `envelope_errors`)."""
 

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import orjson
 from aiohttp import web
 
-from hub.app import Hub, api, hub_of, principal
+from hub.app import Hub, api, budgeted, hub_of, principal
 from hub.bus import Subscriber
 from hub.envelope import HubError, respond
 from hub.events import EVENT_ID, frame_id, parse_id
@@ -110,9 +110,8 @@ def check_origin(request: web.Request) -> None:
 @routes.post("/v1/notifications/ticket")
 @api("api.notifications.ticket")
 async def ticket(request: web.Request) -> web.Response:
-    who = principal(request)
+    who = await budgeted(request, "ticket")
     hub = hub_of(request)
-    await hub.limits.take(who.user_id, "ticket")
     issued = await hub.tickets.issue(who)
     return respond("api.notifications.ticket", {"ticket": issued, "expiresIn": TICKET_TTL})
 

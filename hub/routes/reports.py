@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from hub import events
-from hub.app import api, hub_of, principal
+from hub.app import api, budgeted, hub_of, principal
 from hub.envelope import HubError, json_object, respond, string_field
 from hub.routes.batches import batch_for
 
@@ -18,9 +18,8 @@ log = logging.getLogger(__name__)
 @routes.post("/v1/reports/course-progress")
 @api("api.report.submit")
 async def submit(request: web.Request) -> web.Response:
-    who = principal(request)
+    who = await budgeted(request, "submit")
     hub = hub_of(request)
-    await hub.limits.take(who.user_id, "submit")
     batch_id = string_field(await json_object(request), "batchId")
     batch = await batch_for(request, who, batch_id)
     submission = await hub.jobs.submit(who.user_id, batch.batch_id, batch.course_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.app import api, hub_of, principal
+from hub.app import api, budgeted, hub_of
 from hub.envelope import HubError, json_object, respond
 from hub.identity import user_id_of
 from hub.telemetry import check_batch
@@ -15,9 +15,8 @@ routes = web.RouteTableDef()
 @routes.post("/v1/telemetry")
 @api("api.telemetry")
 async def telemetry(request: web.Request) -> web.Response:
-    who = principal(request)
+    who = await budgeted(request, "telemetry")
     hub = hub_of(request)
-    await hub.limits.take(who.user_id, "telemetry")
     events = check_batch(await json_object(request))
     strangers = [i for i, event in enumerate(events) if user_id_of(str(event["actor"]["id"])) != who.user_id]
     if strangers:
