@@ -39,6 +39,7 @@ class Settings:
     report_timeout: int
     max_tries: int
     rate_limit: int
+    report_parts: int
     telemetry_path: str
     telemetry_url: str | None
     storage_env: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
@@ -112,6 +113,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         report_timeout=_int(env, "REPORT_TIMEOUT", 300),
         max_tries=_int(env, "REPORT_MAX_TRIES", 3),
         rate_limit=_int(env, "RATE_LIMIT", 120),
+        # Each part writer is a process of ~50 MB: more cores than four buy little for one report.
+        report_parts=_int(env, "REPORT_PARTS", min(os.cpu_count() or 1, 4)),
         telemetry_path=env.get("TELEMETRY_PATH", "").strip() or "./var/telemetry.jsonl",
         telemetry_url=telemetry_url,
         storage_env={name: value for name, value in env.items() if name.startswith(CLOUD_PREFIXES)},

@@ -68,8 +68,8 @@ def _follow_parent(parent: int) -> None:
 class PartWriters:
     """The worker's pool of part-writing processes, started once so no report pays for a process start."""
 
-    def __init__(self, processes: int | None = None) -> None:
-        self.size = processes or os.cpu_count() or 1
+    def __init__(self, processes: int) -> None:
+        self.size = processes
         # spawn, not fork: the worker runs threads and an event loop that a forked child must not inherit.
         context = multiprocessing.get_context("spawn")
         self._pool = ProcessPoolExecutor(
