@@ -20,6 +20,8 @@ from hub.config import DEV_JWT_SECRET, ConfigError, Settings, load, require_veri
 DEMO_MENTOR = "8454cb21-3ce9-4e30-85b5-fade097880d8"
 DEMO_BATCHES = (("01395324524466585601", "do_2139532444811919361", 2500),
                 ("01395324524466585602", "do_2139532444811919362", 400))  # fmt: skip
+# A demo batch with one participant row the source cannot decode: its report shows the failure path.
+DEMO_BROKEN_BATCH = "01395324524466585699"
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -83,8 +85,25 @@ async def _seed_demo(settings: Settings) -> None:
             if await _exists(source, batch_id):
                 continue
             await seed(source, participants, batch_id=batch_id, course_id=course_id, mentor_id=DEMO_MENTOR)
+        if settings.source_url.startswith("sqlite:") and not await _exists(source, DEMO_BROKEN_BATCH):
+            await seed(source, 20, batch_id=DEMO_BROKEN_BATCH, course_id=DEMO_BATCHES[1][1], mentor_id=DEMO_MENTOR)
+            _break_a_row(settings.source_url, DEMO_BROKEN_BATCH)
     finally:
         await source.close()
+
+
+def _break_a_row(source_url: str, batch_id: str) -> None:
+    """Bytes that are not UTF-8 in one name: what a bad import into the source would leave behind."""
+    import sqlite3
+
+    from hub.source.sqlite import sqlite_path
+
+    with contextlib.closing(sqlite3.connect(sqlite_path(source_url))) as conn, conn:
+        conn.execute(
+            "UPDATE users SET name = CAST(x'ff' AS TEXT) "
+            "WHERE user_id = (SELECT user_id FROM enrolments WHERE batch_id = ? LIMIT 1)",
+            (batch_id,),
+        )
 
 
 async def _exists(source: Any, batch_id: str) -> bool:
