@@ -62,7 +62,10 @@ class Feed:
         """The next frames to send, or none when `wait` seconds pass quietly."""
         assert self._subscriber is not None
         try:
-            frame = await asyncio.wait_for(self._subscriber.queue.get(), wait)
+            # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that lands just as a frame
+            # arrives, and the pump then sits out a whole HEARTBEAT after its client has left.
+            async with asyncio.timeout(wait):
+                frame = await self._subscriber.queue.get()
         except TimeoutError:
             return []
         if frame is None:
@@ -127,26 +130,36 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     with Feed(hub, who.user_id) as feed:
         backlog = await feed.start(after)  # subscribed before the socket opens: no event slips between
         await ws.prepare(request)
-        await _pump_websocket(ws, feed, backlog, hub)
+        await _pump_websocket(request, ws, feed, backlog, hub)
     return ws
 
 
-async def _pump_websocket(ws: web.WebSocketResponse, feed: Feed, backlog: list[str], hub: Hub) -> None:
+def drop(request: web.Request) -> None:
+    """Lets go of a connection at once. A client whose buffers are full can take neither a close frame nor
+    the end of a response: `ws.close()` and finishing a stream wait for it to drain, forever, and so does
+    `transport.close()`. The client resumes later from the last id it really received."""
+    if request.transport is not None:
+        request.transport.abort()
+
+
+async def _pump_websocket(
+    request: web.Request, ws: web.WebSocketResponse, feed: Feed, backlog: list[str], hub: Hub
+) -> None:
     async def pump() -> None:
         frames = backlog
         while not ws.closed:
             for frame in frames:
                 try:
-                    await asyncio.wait_for(ws.send_str(frame), SEND_TIMEOUT)
+                    async with asyncio.timeout(SEND_TIMEOUT):
+                        await ws.send_str(frame)
                 except TimeoutError:
-                    # A client that never reads resumes later from its last id; it cannot hold us.
-                    await ws.close(code=1013, message=b"too slow")
+                    drop(request)  # a client that never reads cannot hold us
                     return
                 hub.metrics.frames.labels("ws").inc()
             frames = await feed.next(HEARTBEAT)
 
     sender = asyncio.create_task(pump())
-    sender.add_done_callback(lambda task: task.cancelled() or task.exception() is None or ws.close())
+    sender.add_done_callback(lambda task: task.cancelled() or task.exception() is None or drop(request))
     try:
         async for _ in ws:
             pass
@@ -166,7 +179,7 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
-    with Feed(hub, who.user_id) as feed, contextlib.suppress(ConnectionResetError, TimeoutError):
+    with Feed(hub, who.user_id) as feed, contextlib.suppress(ConnectionResetError):
         frames = await feed.start(after)
         await response.prepare(request)
         await response.write(b"retry: 3000\n\n")
@@ -177,7 +190,12 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
                 + b"\n\n"
                 for frame in frames
             )
-            await asyncio.wait_for(response.write(chunk or b": ping\n\n"), SEND_TIMEOUT)
+            try:
+                async with asyncio.timeout(SEND_TIMEOUT):
+                    await response.write(chunk or b": ping\n\n")
+            except TimeoutError:
+                drop(request)
+                break
             hub.metrics.frames.labels("sse").inc(len(frames))
             frames = await feed.next(HEARTBEAT)
     return response
