@@ -39,6 +39,7 @@ import orjson
 import psutil
 from redis.asyncio import Redis
 
+from bench.harness import hub_command, table, wait_until_up
 from hub import events
 from hub.embedded import embedded_redis
 from hub.events import EventLog
@@ -49,10 +50,6 @@ SECRET = "bench-secret-that-is-long-enough-for-hs256"
 RETENTION = 1000
 CONNECT_CONCURRENCY = 64
 SETTLE_TIMEOUT = 20.0  # after the last event is stored, how long every frame may take to arrive
-
-
-def hub_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "hub", *args]
 
 
 def raise_open_file_limit(wanted: int) -> None:
@@ -104,16 +101,6 @@ def hubs(redis_url: str, count: int, folder: Path) -> Iterator[list[Instance]]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-async def wait_until_up(session: aiohttp.ClientSession, base: str, folder: Path) -> None:
-    for _ in range(200):
-        with contextlib.suppress(aiohttp.ClientError):
-            async with session.get(f"{base}/readyz") as response:
-                if response.status == 200:
-                    return
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"the hub at {base} did not become ready; see the logs in {folder}")
 
 
 @dataclass
@@ -317,12 +304,6 @@ HEADER = ["sockets", "users", "hub instances", "events", "delivered", "exactly o
           "hub CPU us/delivery", "bench loop lag p99 ms", "box CPU %"]  # fmt: skip
 
 
-def table(rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [HEADER, *rows]) for i in range(len(HEADER))]
-    line = lambda r: "| " + " | ".join(str(c).rjust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
-    return "\n".join([line(HEADER), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
-
-
 def row(result: Result, instances: int, ref: list[float]) -> list[str]:
     delivered = len(result.latencies)
     median, p99 = percentile(result.latencies, 0.5) * 1000, percentile(result.latencies, 0.99) * 1000
@@ -341,7 +322,7 @@ async def measure(redis_url: str, hubs: list[Instance], args: argparse.Namespace
     connector = aiohttp.TCPConnector(limit=0)  # every WebSocket holds its own connection
     async with aiohttp.ClientSession(connector=connector) as session:
         for hub in hubs:
-            await wait_until_up(session, hub.base, folder)
+            await wait_until_up(session, hub.base, f"the logs in {folder}")
         redis = Redis.from_url(redis_url)
         try:
             for size in args.sizes:
@@ -377,7 +358,7 @@ def main() -> None:
           file=sys.stderr)  # fmt: skip
     with embedded_redis() as redis_url, hubs(redis_url, max(args.instances), folder) as instances:
         rows = asyncio.run(measure(redis_url, instances, args, folder))
-    print(table(rows))
+    print(table(HEADER, rows))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import aiohttp
 import asyncpg
 import psutil
 
+from bench.harness import hub_command, table, wait_until_up
 from hub.embedded import embedded_redis
 from hub.identity import mint_token
 from hub.source.schema import LAST_KEY, report_query
@@ -43,10 +44,6 @@ GOAL = [(10_000, 0.5), (50_000, 1.5), (100_000, 3.0), (1_000_000, 15.0), (float(
 
 def limit(table: list[tuple[float, float]], size: int) -> float:
     return next(seconds for bound, seconds in table if size <= bound)
-
-
-def hub_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "hub", *args]
 
 
 def seed(env: dict[str, str], source_url: str, size: int, seeded: set[tuple[str, int]]) -> None:
@@ -94,17 +91,6 @@ class PeakMemory:
             await asyncio.sleep(0.02)
 
 
-async def wait_until_up(base: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(f"{base}/readyz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-    raise RuntimeError("the hub did not become ready")
-
-
 async def click_to_ready(session: aiohttp.ClientSession, base: str, token: str, batch: str) -> float:
     headers = {"Authorization": f"Bearer {token}"}
     async with session.post(f"{base}/v1/notifications/ticket", headers=headers) as response:
@@ -124,10 +110,10 @@ async def click_to_ready(session: aiohttp.ClientSession, base: str, token: str, 
 
 
 async def measure(base: str, worker: psutil.Process, sizes: list[int], repeat: int) -> dict[int, tuple]:
-    await wait_until_up(base)
     token = mint_token(MENTOR, ["COURSE_MENTOR"], 3600, SECRET)
     results = {}
     async with aiohttp.ClientSession() as session:
+        await wait_until_up(session, base)
         for size in sizes:
             memory = PeakMemory(worker)
             watcher = asyncio.create_task(memory.watch())
@@ -154,12 +140,8 @@ async def copy_floor(dsn: str, size: int, folder: Path) -> float:
         await conn.close()
 
 
-def table(rows: list[list[str]]) -> str:
-    header = ["source", "participants", "median s", "max s", "rows/s", "worker peak MB", "required s",
-              "goal s", "COPY floor s", "x floor", "meets goal"]  # fmt: skip
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).rjust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+HEADER = ["source", "participants", "median s", "max s", "rows/s", "worker peak MB", "required s", "goal s",
+          "COPY floor s", "x floor", "meets goal"]  # fmt: skip
 
 
 async def main() -> None:
@@ -193,7 +175,7 @@ async def main() -> None:
                                  f"{peak / 2**20:.0f}", f"{limit(REQUIRED, size):g}", f"{limit(GOAL, size):g}",
                                  f"{floor:.2f}", f"{median / floor:.1f}",
                                  "yes" if worst < limit(GOAL, size) and peak < 250 * 2**20 else "NO"])  # fmt: skip
-    print(table(rows))
+    print(table(HEADER, rows))
 
 
 if __name__ == "__main__":
