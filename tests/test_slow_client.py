@@ -216,6 +216,20 @@ async def log(redis, settings) -> EventLog:
     return EventLog(redis, settings.event_retention)
 
 
+async def stuck_then_read(
+    http: aiohttp.ClientSession, socket_url, log: EventLog, raw: RawClient
+) -> tuple[list[str], bytes]:
+    """Floods the client that never reads, then reads what the hub had sent before it let go (to the end of
+    the stream, which the hub must have closed). Returns the ids stored and the bytes received."""
+    try:
+        ids = await flood_a_client_that_never_reads(http, socket_url, log, raw)
+        data, ending = await raw.read_to_end(within=10)
+    finally:
+        raw.sock.close()
+    assert ending in ("eof", "reset")
+    return ids, data
+
+
 async def test_a_websocket_client_that_never_reads_is_dropped_in_time_and_resumes_without_loss(
     hub: TestServer, http: aiohttp.ClientSession, socket_url, log: EventLog
 ) -> None:
@@ -223,12 +237,7 @@ async def test_a_websocket_client_that_never_reads_is_dropped_in_time_and_resume
     key = base64.b64encode(os.urandom(16)).decode()
     upgrade = f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
     raw = await open_raw(hub, await socket_url(user=SLOW), upgrade, b"101")
-    try:
-        ids = await flood_a_client_that_never_reads(http, socket_url, log, raw)
-        data, ending = await raw.read_to_end(within=10)
-    finally:
-        raw.sock.close()
-    assert ending in ("eof", "reset")
+    ids, data = await stuck_then_read(http, socket_url, log, raw)
     got = websocket_ids(data)
     check_what_it_got(got, ids)
 
@@ -248,12 +257,7 @@ async def test_an_event_stream_client_that_never_reads_is_dropped_in_time_and_po
     start = await log.tail(SLOW)
     path = (await socket_url(user=SLOW)).replace("/v1/notifications/ws?", "/v1/notifications/stream?")
     raw = await open_raw(hub, path, "Accept: text/event-stream\r\n", b"200")
-    try:
-        ids = await flood_a_client_that_never_reads(http, socket_url, log, raw)
-        data, ending = await raw.read_to_end(within=10)
-    finally:
-        raw.sock.close()
-    assert ending in ("eof", "reset")
+    ids, data = await stuck_then_read(http, socket_url, log, raw)
     got = event_stream_ids(data)
     check_what_it_got(got, ids)
 
