@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from hub.config import DEV_JWT_SECRET, ConfigError, Settings, load, require_verifier
+from hub.config import DEV_JWT_SECRET, ConfigError, Settings, load, require_redis, require_verifier
 
 DEMO_MENTOR = "8454cb21-3ce9-4e30-85b5-fade097880d8"
 DEMO_BATCHES = (("01395324524466585601", "do_2139532444811919361", 2500),
@@ -29,12 +29,6 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info('%s "%s %s" %s %.3fs', request.remote, request.method, request.path, response.status, time)
-
-
-def _require_redis(settings: Settings) -> str:
-    if not settings.redis_url:
-        raise ConfigError("REDIS_URL must be set (only `hub dev` starts an embedded Valkey)")
-    return settings.redis_url
 
 
 async def _serve(settings: Settings) -> None:
@@ -62,7 +56,7 @@ async def _work(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    _require_redis(settings)
+    require_redis(settings)
     require_verifier(settings)
     asyncio.run(_serve(settings))
 

@@ -121,6 +121,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+def require_redis(settings: Settings) -> str:
+    if not settings.redis_url:
+        raise ConfigError("REDIS_URL must be set (only `hub dev` starts an embedded Valkey)")
+    return settings.redis_url
+
+
 def require_verifier(settings: Settings) -> None:
     """The server must be able to check tokens and sign links; the worker only signs links."""
     if not (settings.jwt_secret or settings.jwt_public_key or settings.jwt_jwks):

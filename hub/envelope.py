@@ -28,8 +28,13 @@ RESPONSE_CODES = {
 }
 
 
+def iso(ms: int) -> str:
+    """Sunbird's timestamps: UTC, milliseconds, a `Z`."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(int(datetime.now(UTC).timestamp() * 1000))
 
 
 class HubError(Exception):

@@ -17,6 +17,7 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix
 
 from hub import events
+from hub.envelope import iso
 from hub.events import EMIT_LUA, EventLog
 from hub.storage import Storage
 
@@ -66,10 +67,6 @@ return 1
 )
 
 
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -101,7 +98,6 @@ class Jobs:
         self._transition = redis.register_script(_TRANSITION)
         # A job that has not ended by then never will: arq has given up or the worker pool is gone.
         self._deadline_ms = (job_timeout * max_tries + 60) * 1000
-        self._job_timeout = job_timeout
 
     async def submit(self, user_id: str, batch_id: str, course_id: str) -> Submission:
         """Creates the job and its `report.submitted` event, or names the caller's running one."""

@@ -18,7 +18,7 @@ import hmac
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import cast
 from urllib.parse import quote, urlparse
@@ -28,6 +28,7 @@ from obstore.exceptions import BaseError, UnknownConfigurationKeyError
 from obstore.store import AzureStore, GCSStore, LocalStore, S3Store, from_url
 
 from hub.config import ConfigError, Settings
+from hub.envelope import iso
 
 CloudStore = S3Store | AzureStore | GCSStore
 CHUNK_SIZE = 5 * 1024 * 1024
@@ -177,7 +178,7 @@ class Storage:
         """A fresh link for the job's file and when it stops working (ISO time)."""
         ttl = self._settings.link_ttl
         expires = int(time.time()) + ttl
-        expires_at = datetime.fromtimestamp(expires, UTC).isoformat().replace("+00:00", "Z")
+        expires_at = iso(expires * 1000)
         if self.local_root is not None:
             signature = sign(self._settings.link_secret, job_id, key, expires)
             return f"{self._settings.public_url}/files/{job_id}?expires={expires}&sig={signature}", expires_at

@@ -19,7 +19,7 @@ from hub import events
 from hub.config import Settings
 from hub.reports import PROCESSING, SUCCESS, TERMINAL, Jobs, now_ms, storage_key
 from hub.source import Source, SourceError
-from hub.source.schema import HEADER, csv_writer
+from hub.source.schema import HEADER, csv_writer, formula_safe
 from hub.storage import Storage
 from jobs.parts import PartWriters, Tally
 
@@ -48,7 +48,7 @@ def header_line(assessments: Sequence[str]) -> bytes:
     """The byte-order mark (so Excel reads Devanagari names right) and the header row."""
     text = io.StringIO(BOM)
     text.seek(len(BOM))
-    csv_writer(text).writerow([*HEADER, *(f"{content_id} - Score" for content_id in assessments)])
+    csv_writer(text).writerow([*HEADER, *(formula_safe(f"{content_id} - Score") for content_id in assessments)])
     return text.getvalue().encode()
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from arq import func
 
-from hub.config import ConfigError, Settings, load, require_link_secret
+from hub.config import ConfigError, Settings, load, require_link_secret, require_redis
 from hub.connections import redis_settings
 from hub.events import EventLog
 from hub.reports import JOB_FUNCTION, Jobs
@@ -47,8 +47,6 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 def worker_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments of arq's Worker; `hub worker`, `hub dev` and the tests share them."""
-    if not settings.redis_url:
-        raise ConfigError("REDIS_URL must be set for the worker (only `hub dev` starts an embedded Valkey)")
     require_link_secret(settings)
     return {
         "functions": [
@@ -60,7 +58,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
                 max_tries=settings.max_tries,
             ),
         ],
-        "redis_settings": redis_settings(settings.redis_url),
+        "redis_settings": redis_settings(require_redis(settings)),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "ctx": {"settings": settings},

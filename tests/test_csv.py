@@ -142,3 +142,21 @@ async def test_completed_participants_show_progress_100_and_a_completion_date(
     assert all(row["Certificate Status"] in ("Issued", "") for row in rows)
     assert all(datetime.strptime(row["Enrolment Date"], "%d/%m/%Y") for row in rows)
     assert MENTOR not in {row["User UUID"] for row in rows}
+
+
+async def test_odd_values_in_the_source_cannot_become_formulas_or_false_completions(
+    call: Call, http, socket_url, settings, worker
+) -> None:
+    """SQLite lets a text value sit in a number column and an empty string in a date column."""
+    with sqlite3.connect(settings.source_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("INSERT INTO course_assessments VALUES ('do_course_0001', '=cmd', 'x', 9, 10)")
+        conn.execute("INSERT INTO users (user_id, name) VALUES ('odd-1', 'Odd One')")
+        conn.execute("INSERT INTO enrolments VALUES (?, 'odd-1', '2026-01-05', '', 40, 0)", (BATCH,))
+        conn.execute("INSERT INTO assessment_scores VALUES (?, 'odd-1', '=cmd', '=1+1', 1)", (BATCH,))
+    _, content = await report(call, http, socket_url)
+    rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"), newline="")))
+    assert rows[0][-1] == "'=cmd - Score"
+    odd = next(row for row in rows if row[4] == "odd-1")
+    assert odd[17] == ""  # Completion Date
+    assert odd[19] == "40"  # Progress: not forced to 100 by an empty date
+    assert not any(cell.startswith(("=", "+", "@")) for cell in odd)

@@ -25,6 +25,8 @@ SEND_TIMEOUT = 10.0
 PAGE = 500
 POLL_LIMIT = 100
 RESYNC = '{"type":"resync"}'
+# Redis stream ids are two 64-bit numbers; the largest cannot be resumed after.
+LARGEST_ID_PART = 2**64 - 1
 
 
 class Feed:
@@ -37,16 +39,16 @@ class Feed:
         self.last = "0-0"
 
     async def start(self, after: str | None) -> list[str]:
-        """Subscribes first, then reads the backlog: a frame published in between is in one or both."""
+        """Subscribes, then reads the log from the resume point: a frame published in between is in the
+        backlog, the queue, or both (and then sent once)."""
+        if after is not None and not await self._hub.log.missed_too_much(self._user_id, after):
+            self.last = after
+            self._subscriber = self._hub.bus.subscribe(self._user_id)
+            return await self._catch_up()
+        # No resume point (or one too old): start from the log's end as it is *before* subscribing.
+        self.last = await self._hub.log.tail(self._user_id)
         self._subscriber = self._hub.bus.subscribe(self._user_id)
-        if after is None:
-            self.last = await self._hub.log.tail(self._user_id)
-            return []
-        if await self._hub.log.missed_too_much(self._user_id, after):
-            self.last = await self._hub.log.tail(self._user_id)
-            return [RESYNC]
-        self.last = after
-        return await self._catch_up()
+        return ([RESYNC] if after is not None else []) + await self._catch_up()
 
     async def _catch_up(self) -> list[str]:
         frames: list[str] = []
@@ -94,7 +96,7 @@ async def socket_principal(request: web.Request) -> Principal:
 
 
 def resume_point(value: str | None) -> str | None:
-    if value and not EVENT_ID.match(value):
+    if value and (not EVENT_ID.match(value) or max(parse_id(value)) >= LARGEST_ID_PART):
         raise HubError(400, "INVALID_EVENT_ID", "The event id must look like '1732435200000-0'.")
     return value or None
 

@@ -90,12 +90,21 @@ TEXT_COLUMNS = [
 ]  # fmt: skip
 
 # Spreadsheets run a cell that starts with one of these; a leading quote makes it plain text.
+FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
 FORMULA_STARTS = "('=', '+', '-', '@', chr(9), chr(13))"
 
+# An empty string is no date: SQLite would otherwise count '' as completed and print '//'.
+COMPLETED = "NULLIF(e.completed_date, '')"
+# Numbers are cast, so a stray text value in a number column (SQLite allows it) cannot reach a cell.
 EFFECTIVE_PROGRESS = (
-    "CASE WHEN e.completed_date IS NOT NULL THEN 100 "
-    "WHEN e.progress < 0 THEN 0 WHEN e.progress > 100 THEN 100 ELSE e.progress END"
+    f"CASE WHEN {COMPLETED} IS NOT NULL THEN 100 "
+    "WHEN e.progress < 0 THEN 0 WHEN e.progress > 100 THEN 100 ELSE CAST(e.progress AS INTEGER) END"
 )
+
+
+def formula_safe(text: str) -> str:
+    """The formula guard for cells written by Python (the header) rather than by SQL."""
+    return "'" + text if text.startswith(FORMULA_CHARS) else text
 
 
 def guarded(expr: str, char: str = "chr") -> str:
@@ -104,7 +113,8 @@ def guarded(expr: str, char: str = "chr") -> str:
 
 
 def day_month_year(expr: str) -> str:
-    return f"substr({expr}, 9, 2) || '/' || substr({expr}, 6, 2) || '/' || substr({expr}, 1, 4)"
+    date = f"NULLIF({expr}, '')"
+    return f"substr({date}, 9, 2) || '/' || substr({date}, 6, 2) || '/' || substr({date}, 1, 4)"
 
 
 CHUNK_ROWS = 2000
@@ -156,9 +166,9 @@ def report_query(assessments: int, param: str, char: str, collate: str = "") -> 
         day_month_year("e.completed_date"),
         "CASE WHEN e.certificate_issued = 1 THEN 'Issued' ELSE '' END",
         EFFECTIVE_PROGRESS,
-        "g.total",
-        "g.attempts",
-        *(f"g.a{i}" for i in range(assessments)),
+        "CAST(g.total AS INTEGER)",
+        "CAST(g.attempts AS INTEGER)",
+        *(f"CAST(g.a{i} AS INTEGER)" for i in range(assessments)),
     ]
     return (
         "SELECT " + ",\n  ".join(columns) + "\nFROM enrolments e"
@@ -182,8 +192,8 @@ def part_bound_query(param: str, collate: str = "") -> str:
 def dashboard_query(param: str) -> str:
     return (
         "SELECT count(*), "
-        "sum(CASE WHEN e.completed_date IS NOT NULL THEN 1 ELSE 0 END), "
-        "sum(CASE WHEN e.completed_date IS NULL AND e.progress > 0 THEN 1 ELSE 0 END), "
+        f"sum(CASE WHEN {COMPLETED} IS NOT NULL THEN 1 ELSE 0 END), "
+        f"sum(CASE WHEN {COMPLETED} IS NULL AND e.progress > 0 THEN 1 ELSE 0 END), "
         f"avg({EFFECTIVE_PROGRESS}), "
         "sum(CASE WHEN e.certificate_issued = 1 THEN 1 ELSE 0 END) "
         f"FROM enrolments e WHERE e.batch_id = {param.format(1)}"
