@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from arq.connections import ArqRedis, create_pool
+from redis.exceptions import RedisError
 
 from hub.bus import Bus
-from hub.config import Settings
+from hub.config import ConfigError, Settings
 from hub.connections import redis_settings
 from hub.envelope import HubError, failure
 from hub.events import EventLog
@@ -22,7 +23,7 @@ from hub.identity import Principal, Tickets, TokenVerifier, bearer
 from hub.limits import Limits
 from hub.metrics import Metrics
 from hub.reports import Jobs
-from hub.source import Source, open_source
+from hub.source import Source, SourceError, open_source
 from hub.storage import Storage
 from hub.telemetry import TelemetrySink
 
@@ -109,7 +110,16 @@ async def _sweeper(hub: Hub) -> None:
 
 
 async def open_hub(settings: Settings) -> Hub:
-    redis = await create_pool(redis_settings(settings.redis_url or ""))
+    """The shared services, each checked once: a wrong setting stops the server here, with one line."""
+    try:
+        redis = await create_pool(redis_settings(settings.redis_url or ""))
+    except (RedisError, OSError) as exc:
+        raise ConfigError(f"REDIS_URL cannot be reached: {exc}") from None
+    source = open_source(settings.source_url)
+    try:
+        await source.check()
+    except SourceError as exc:
+        raise ConfigError(f"SOURCE_URL cannot be read: {exc}") from None
     storage = Storage(settings)
     event_log = EventLog(redis, settings.event_retention)
     return Hub(
@@ -120,7 +130,7 @@ async def open_hub(settings: Settings) -> Hub:
         bus=Bus(redis),
         tickets=Tickets(redis),
         verifier=TokenVerifier(settings),
-        source=open_source(settings.source_url),
+        source=source,
         storage=storage,
         telemetry=TelemetrySink(settings),
         metrics=Metrics(),

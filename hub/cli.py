@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from redis.exceptions import RedisError
 
 from hub.config import DEV_JWT_SECRET, ConfigError, Settings, load, require_redis, require_verifier
 
@@ -66,7 +67,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
 
     from jobs.worker import worker_options
 
-    run_worker(type("WorkerSettings", (), worker_options(settings)))  # type: ignore[arg-type]
+    try:
+        run_worker(type("WorkerSettings", (), worker_options(settings)))  # type: ignore[arg-type]
+    except (RedisError, OSError) as exc:
+        raise ConfigError(f"REDIS_URL cannot be reached: {exc}") from None
 
 
 async def _seed_demo(settings: Settings) -> None:

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
+import jwt
+from cryptography.hazmat.primitives import serialization
+
 DEV_JWT_SECRET = "dev-only-secret-never-use-this-in-production"
 # The object stores' own variables (credentials, endpoint, region...), handed to obstore by hub.storage.
 CLOUD_PREFIXES = ("AWS_", "AZURE_", "GOOGLE_")
@@ -79,6 +82,20 @@ def _readable_file(env: Mapping[str, str], name: str) -> str | None:
         raise ConfigError(f"{name} names a file that cannot be read: {path} ({exc.strerror})") from None
 
 
+def _check_keys(public_key: str | None, jwks: str | None) -> None:
+    """A key that does not parse would start a server that refuses every token; say so at start instead."""
+    try:
+        if public_key:
+            serialization.load_pem_public_key(public_key.encode())
+    except ValueError as exc:
+        raise ConfigError(f"JWT_PUBLIC_KEY is not a PEM public key: {exc}") from None
+    try:
+        if jwks:
+            jwt.PyJWKSet.from_json(jwks)
+    except (jwt.PyJWTError, ValueError) as exc:
+        raise ConfigError(f"JWT_JWKS is not a JWKS with a usable key: {exc}") from None
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     redis_url = env.get("REDIS_URL", "").strip() or None
@@ -91,6 +108,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     jwt_secret = env.get("JWT_SECRET", "").strip() or None
     public_key = _readable_file(env, "JWT_PUBLIC_KEY")
     jwks = _readable_file(env, "JWT_JWKS")
+    _check_keys(public_key, jwks)
     link_secret = env.get("LINK_SECRET", "").strip() or jwt_secret or ""
     origins = tuple(o.strip().rstrip("/") for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip())
     telemetry_url = env.get("TELEMETRY_URL", "").strip() or None

@@ -75,3 +75,20 @@ def test_token_mints_a_development_token_the_hub_accepts() -> None:
     assert who.roles == {"SUPPORT"}
     claims = jwt.decode(token, SECRET, algorithms=["HS256"])
     assert claims["exp"] - claims["iat"] == 120
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_an_unreachable_redis_stops_the_process_with_one_line(command: str) -> None:
+    done = hub(command, env={"REDIS_URL": "redis://127.0.0.1:1/0", "JWT_SECRET": SECRET})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert "REDIS_URL" in lines[-1]
+    assert not any("Traceback" in line for line in lines)
+
+
+@pytest.mark.parametrize("setting", ["JWT_PUBLIC_KEY", "JWT_JWKS"])
+def test_a_key_file_that_does_not_parse_stops_serve(setting: str, tmp_path: Path, redis_server: str) -> None:
+    (tmp_path / "key").write_text("not a key")
+    done = hub("serve", env={"REDIS_URL": redis_server, setting: str(tmp_path / "key"), "LINK_SECRET": SECRET})
+    assert done.returncode == 2
+    assert setting in done.stderr
