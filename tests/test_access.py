@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import aiohttp
@@ -160,3 +161,14 @@ async def test_a_websocket_from_a_foreign_origin_is_refused(http, socket_url) ->
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await http.ws_connect(await socket_url(), headers={"Origin": "https://evil.example"})
     assert refused.value.status == 403
+
+
+async def test_a_mentor_removed_from_the_batch_gets_no_fresh_links_to_its_reports(call: Call, settings) -> None:
+    _, submitted = await call("POST", SUBMIT, json={"batchId": BATCH})
+    with sqlite3.connect(settings.source_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("DELETE FROM batch_mentors WHERE batch_id = ?", (BATCH,))
+        conn.execute("UPDATE batches SET created_by = 'someone-else' WHERE batch_id = ?", (BATCH,))
+    status, body = await call("GET", f"/v1/reports/jobs/{submitted['result']['jobId']}")
+    assert (status, body["params"]["err"]) == (403, "NOT_A_MENTOR")
+    _, listing = await call("GET", "/v1/reports/jobs")
+    assert listing["result"]["jobs"] == []

@@ -135,4 +135,8 @@ async def test_support_reads_the_timeline_and_replays_the_last_notification(
         replayed = await next_event(ws, "report.completed")
     assert replayed["replayed"] is True
     assert replayed["id"] != completed["id"]
-    assert replayed["downloadUrl"] == completed["downloadUrl"]
+    assert replayed["downloadUrl"].split("?")[0] == completed["downloadUrl"].split("?")[0]
+    assert replayed["expiresAt"] >= completed["expiresAt"]
+    assert replayed["ts"] > completed["ts"]
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(replayed["downloadUrl"]) as response:
+        assert response.status == 200

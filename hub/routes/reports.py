@@ -7,9 +7,9 @@ import logging
 from aiohttp import web
 
 from hub import events
+from hub.access import batch_for
 from hub.app import api, budgeted, hub_of, principal
 from hub.envelope import HubError, json_object, respond, string_field
-from hub.routes.batches import batch_for
 
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ async def submit(request: web.Request) -> web.Response:
     who = await budgeted(request, "submit")
     hub = hub_of(request)
     batch_id = string_field(await json_object(request), "batchId")
-    batch = await batch_for(request, who, batch_id)
+    batch = await batch_for(hub.source, who, batch_id)
     submission = await hub.jobs.submit(who.user_id, batch.batch_id, batch.course_id)
     if not submission.created:
         hub.metrics.requests.labels("duplicate").inc()
@@ -49,8 +49,10 @@ async def read_job(request: web.Request) -> web.Response:
     job = await hub.jobs.get(request.match_info["jobId"])
     if job is None:
         raise HubError(404, "JOB_NOT_FOUND", "There is no report job with this id.")
-    if job["requestedBy"] != who.user_id and not who.is_support:
-        raise HubError(403, "NOT_YOUR_JOB", "This report job was requested by someone else.")
+    if not who.is_support:
+        if job["requestedBy"] != who.user_id:
+            raise HubError(403, "NOT_YOUR_JOB", "This report job was requested by someone else.")
+        await batch_for(hub.source, who, job["batchId"])
     return respond("api.report.job.read", await hub.jobs.view(job))
 
 
@@ -60,5 +62,14 @@ async def list_jobs(request: web.Request) -> web.Response:
     who = principal(request)
     hub = hub_of(request)
     batch_id = request.query.get("batchId") or None
-    jobs = [await hub.jobs.view(job) for job in await hub.jobs.recent(who.user_id, batch_id)]
+    if batch_id is not None:
+        await batch_for(hub.source, who, batch_id)
+    allowed: dict[str, bool] = {}
+    jobs = []
+    for job in await hub.jobs.recent(who.user_id, batch_id):
+        if job["batchId"] not in allowed:
+            batch = await hub.source.batch(job["batchId"])
+            allowed[job["batchId"]] = batch is not None and batch.allows(who.user_id)
+        if allowed[job["batchId"]]:
+            jobs.append(await hub.jobs.view(job))
     return respond("api.report.job.list", {"jobs": jobs})
