@@ -232,5 +232,10 @@ class Jobs:
         return ended
 
 
+def run_key(job: dict[str, str]) -> str:
+    """Where one run of a job writes its file; the job keeps the key of the run that succeeded."""
+    return f"reports/{job['batchId']}/{job['jobId']}/{uuid.uuid4().hex[:8]}/{job['fileName']}"
+
+
 def storage_key(job: dict[str, str]) -> str:
-    return f"reports/{job['batchId']}/{job['jobId']}/{job['fileName']}"
+    return job["key"]

@@ -8,6 +8,7 @@ ended is left as it is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
@@ -15,12 +16,14 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from hub import events
 from hub.config import Settings
-from hub.reports import PROCESSING, SUCCESS, TERMINAL, Jobs, now_ms, storage_key
+from hub.reports import PROCESSING, SUCCESS, TERMINAL, Jobs, now_ms, run_key
 from hub.source import Source, SourceError
 from hub.source.schema import HEADER, csv_writer, formula_safe
-from hub.storage import Storage
+from hub.storage import Storage, StorageError
 from jobs.parts import PartWriters, Tally
 
 log = logging.getLogger(__name__)
@@ -76,7 +79,7 @@ class Progress:
         await self._jobs.transition(self._job, event=event, rows=self.rows)
 
 
-async def _write(services: Services, job: dict[str, str]) -> tuple[int, int]:
+async def _write(services: Services, job: dict[str, str], key: str) -> tuple[int, int]:
     source = services.source
     batch = await source.batch(job["batchId"])
     if batch is None:
@@ -84,37 +87,44 @@ async def _write(services: Services, job: dict[str, str]) -> tuple[int, int]:
     assessments = await source.assessments(batch.course_id)
     tally = Tally(total=await source.participant_count(batch.batch_id))
     progress = Progress(services.jobs, job, tally.total)
-    source_failure: SourceError | None = None
 
     async def chunks() -> AsyncIterator[bytes]:
-        nonlocal source_failure
         yield header_line(assessments)
-        rows = services.writers.stream(source, services.settings.source_url, batch.batch_id, assessments, tally)
-        try:
-            async for chunk in rows:
-                yield chunk
-                # Line ends count rows closely enough for a progress bar (a cell may hold a line break).
-                await progress.advance(chunk.count(b"\n"))
-        except SourceError as exc:
-            source_failure = exc
-            raise
+        async for chunk in services.writers.stream(
+            source, services.settings.source_url, batch.batch_id, assessments, tally
+        ):
+            yield chunk
+            # Line ends count rows closely enough for a progress bar (a cell may hold a line break).
+            await progress.advance(chunk.count(b"\n"))
 
-    try:
-        size = await services.storage.put(storage_key(job), chunks(), job["fileName"])
-    except Exception as exc:
-        if source_failure is not None:
-            log.warning("report %s: source failed: %s", job["jobId"], source_failure)
-            raise ReportFailed("SOURCE_ERROR") from exc
-        log.warning("report %s: storage failed: %s", job["jobId"], exc)
-        raise ReportFailed("STORAGE_ERROR") from exc
+    size = await services.storage.put(key, chunks(), job["fileName"])
     return tally.rows, size
 
 
 async def _heartbeat(jobs: Jobs, job: dict[str, str]) -> None:
-    """Proof of life for the sweeper: a job whose heartbeat stops is handed to another worker."""
+    """Proof of life for the sweeper: a job whose heartbeat stops is handed to another worker. A Redis
+    hiccup skips a beat rather than ending the heartbeat for good."""
     while True:
-        await jobs.transition(job, heartbeat=now_ms())
+        with contextlib.suppress(RedisError):
+            await jobs.transition(job, heartbeat=now_ms())
         await asyncio.sleep(HEARTBEAT_EVERY)
+
+
+async def _make(services: Services, job: dict[str, str]) -> None:
+    """One run of a job, into a key of its own: a run that loses a race to another worker (after a
+    stale heartbeat) can then only ever delete its own file, never the one the mentor was sent."""
+    key = run_key(job)
+    async with asyncio.timeout(services.settings.report_timeout):
+        rows, size = await _write(services, job, key)
+    url, expires_at = await services.storage.download_url(job["jobId"], key)
+    completed = events.body(
+        "report.completed", job["jobId"], job["batchId"], downloadUrl=url, expiresAt=expires_at,
+        fileName=job["fileName"], rows=rows, bytes=size,
+    )  # fmt: skip
+    if not await services.jobs.transition(
+        job, SUCCESS, completed, completedAt=now_ms(), rows=rows, bytes=size, key=key
+    ):
+        await services.storage.delete(key)  # the job had already ended: this file was never announced
 
 
 async def generate_report(ctx: dict[str, Any], job_id: str) -> str:
@@ -128,28 +138,22 @@ async def generate_report(ctx: dict[str, Any], job_id: str) -> str:
     await jobs.transition(job, PROCESSING, startedAt=now_ms())
     heartbeat = asyncio.create_task(_heartbeat(jobs, job))
     try:
-        async with asyncio.timeout(services.settings.report_timeout):
-            rows, size = await _write(services, job)
+        await _make(services, job)
+        return SUCCESS
     except ReportFailed as failure:
-        await jobs.fail(job, failure.reason)
-        return failure.reason
+        reason = failure.reason
     except SourceError as exc:
         log.warning("report %s: source failed: %s", job_id, exc)
-        await jobs.fail(job, "SOURCE_ERROR")
-        return "SOURCE_ERROR"
+        reason = "SOURCE_ERROR"
+    except StorageError as exc:
+        log.warning("report %s: storage failed: %s", job_id, exc)
+        reason = "STORAGE_ERROR"
     except TimeoutError:
-        await jobs.fail(job, "TIMED_OUT")
-        return "TIMED_OUT"
+        reason = "TIMED_OUT"
     except Exception:
         log.exception("report %s failed", job_id)
-        await jobs.fail(job, "INTERNAL_ERROR")
-        return "INTERNAL_ERROR"
+        reason = "INTERNAL_ERROR"
     finally:
         heartbeat.cancel()
-    url, expires_at = await services.storage.download_url(job_id, storage_key(job))
-    completed = events.body(
-        "report.completed", job_id, job["batchId"], downloadUrl=url, expiresAt=expires_at,
-        fileName=job["fileName"], rows=rows, bytes=size,
-    )  # fmt: skip
-    await jobs.transition(job, SUCCESS, completed, completedAt=now_ms(), rows=rows, bytes=size)
-    return SUCCESS
+    await jobs.fail(job, reason)
+    return reason

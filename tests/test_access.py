@@ -9,6 +9,7 @@ import aiohttp
 import jwt
 import pytest
 
+from hub.app import HUB
 from hub.source.seed import seed
 from tests.conftest import MENTOR, SECRET, Call, next_event
 
@@ -125,7 +126,9 @@ async def test_unknown_routes_and_methods_answer_in_the_envelope(call: Call) -> 
     assert body["params"]["status"] == "failed"
 
 
-async def test_a_tampered_or_expired_download_link_is_forbidden(call: Call, http, socket_url, worker, settings) -> None:
+async def test_a_tampered_or_expired_download_link_is_forbidden(
+    call: Call, http, socket_url, worker, settings, hub
+) -> None:
     async with http.ws_connect(await socket_url()) as ws:
         await call("POST", SUBMIT, json={"batchId": BATCH})
         ready = await next_event(ws, "report.completed")
@@ -136,7 +139,7 @@ async def test_a_tampered_or_expired_download_link_is_forbidden(call: Call, http
     expired_at = int(time.time()) - 1
     from hub.storage import sign
 
-    key = f"reports/{BATCH}/{ready['jobId']}/{ready['fileName']}"
+    key = (await hub.app[HUB].jobs.get(ready["jobId"]))["key"]
     expired = f"{base}?expires={expired_at}&sig={sign(settings.link_secret, ready['jobId'], key, expired_at)}"
     async with aiohttp.ClientSession() as anonymous:
         for link in (tampered, expired, base):
