@@ -78,6 +78,34 @@ def api(api_id: str) -> Callable[[Handler], Handler]:
     return decorate
 
 
+def listed_origin(settings: Settings, origin: str | None) -> bool:
+    """An origin named in ALLOWED_ORIGINS (or `*`): the portal's and the webview's pages."""
+    return origin is not None and (origin.rstrip("/") in settings.allowed_origins or "*" in settings.allowed_origins)
+
+
+def cross_origin(settings: Settings) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """The portal and the webview call the hub from their own origin with a bearer token: listed origins
+    get CORS headers (errors included, so they can read the envelope) and their preflights an answer."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if not listed_origin(settings, origin):
+            return await handler(request)
+        preflight = request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+        response = web.Response(status=204) if preflight else await handler(request)
+        response.headers.update({
+            "Access-Control-Allow-Origin": str(origin),
+            "Access-Control-Allow-Headers": "Authorization, Content-Type, Last-Event-ID",
+            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        })  # fmt: skip
+        return response
+
+    return middleware
+
+
 @web.middleware
 async def envelope_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Unknown routes, wrong methods, oversized bodies and crashes still answer in the envelope."""
@@ -141,7 +169,7 @@ async def open_hub(settings: Settings) -> Hub:
 def create_app(settings: Settings) -> web.Application:
     from hub.routes import setup_routes
 
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[envelope_errors])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[cross_origin(settings), envelope_errors])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         hub = await open_hub(settings)

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import orjson
 from aiohttp import web
 
-from hub.app import Hub, api, budgeted, hub_of, principal
+from hub.app import Hub, api, budgeted, hub_of, listed_origin, principal
 from hub.bus import Subscriber
 from hub.envelope import HubError, respond
 from hub.events import EVENT_ID, frame_id, parse_id
@@ -106,9 +106,9 @@ def check_origin(request: web.Request) -> None:
     origin = request.headers.get("Origin")
     if origin is None:
         return
-    allowed = hub_of(request).settings.allowed_origins
+    settings = hub_of(request).settings
     same_host = urlparse(origin).netloc == request.host
-    if not (origin.rstrip("/") in allowed or "*" in allowed or (not allowed and same_host)):
+    if not (listed_origin(settings, origin) or (not settings.allowed_origins and same_host)):
         raise HubError(403, "ORIGIN_NOT_ALLOWED", f"WebSocket connections from {origin} are not allowed.")
 
 
