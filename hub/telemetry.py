@@ -63,10 +63,21 @@ def check_batch(batch: dict[str, Any]) -> list[dict[str, Any]]:
     return events
 
 
+def refused_for_good(status: int) -> bool:
+    """A 4xx other than 429 means the batch itself is wrong: retrying cannot help."""
+    return 400 <= status < 500 and status != 429
+
+
+def _report_death(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the telemetry forwarder stopped", exc_info=task.exception())
+
+
 class TelemetrySink:
     def __init__(self, settings: Settings) -> None:
         self.path = Path(settings.telemetry_path)
         self._offset_path = self.path.with_name(self.path.name + ".sent")
+        self._rejected_path = self.path.with_name(self.path.name + ".rejected")
         self._url = settings.telemetry_url
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -85,6 +96,7 @@ class TelemetrySink:
     async def start(self) -> None:
         if self._url:
             self._task = asyncio.create_task(self._forward(), name="telemetry-forwarder")
+            self._task.add_done_callback(_report_death)
 
     async def stop(self) -> None:
         if self._task:
@@ -92,44 +104,54 @@ class TelemetrySink:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def _pending(self) -> tuple[list[bytes], int]:
-        """Up to a batch of unsent lines and the offset just after them."""
+    def _pending(self) -> tuple[list[dict[str, Any]], int]:
+        """Up to a batch of unsent events and the offset just after them. A line that does not parse (a
+        process killed mid-append) is skipped, not allowed to stop every event after it."""
         offset = int(self._offset_path.read_text() or 0) if self._offset_path.exists() else 0
         if not self.path.exists():
             return [], offset
         with self.path.open("rb") as source:
             source.seek(offset)
-            lines = []
+            events = []
             for line in source:
                 if not line.endswith(b"\n"):
                     break
-                lines.append(line)
                 offset += len(line)
-                if len(lines) == FORWARD_BATCH:
+                try:
+                    events.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    log.warning("skipping a telemetry line that is not JSON at offset %d", offset - len(line))
+                if len(events) == FORWARD_BATCH:
                     break
-        return lines, offset
+        return events, offset
 
     async def _forward(self) -> None:
         delay = FORWARD_EVERY
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
             while True:
                 await asyncio.sleep(delay)
-                lines, offset = await asyncio.to_thread(self._pending)
-                if not lines:
+                events, offset = await asyncio.to_thread(self._pending)
+                if not events:
                     delay = FORWARD_EVERY
                     continue
-                batch = {
-                    "id": "api.sunbird.telemetry",
-                    "ver": "3.0",
-                    "params": {"msgid": str(uuid.uuid4())},
-                    "events": [orjson.loads(line) for line in lines],
-                }
+                batch = {"id": "api.sunbird.telemetry", "ver": "3.0", "params": {"msgid": str(uuid.uuid4())},
+                         "events": events}  # fmt: skip
                 try:
                     async with session.post(str(self._url), json=batch) as response:
-                        response.raise_for_status()
+                        if refused_for_good(response.status):
+                            # Sending it again would be refused again and hold back every later event.
+                            log.error("telemetry endpoint rejected a batch (%s); kept in %s", response.status,
+                                      self._rejected_path)  # fmt: skip
+                            await asyncio.to_thread(self._reject, batch)
+                        else:
+                            response.raise_for_status()
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     delay = min(delay * 2, 60.0)
                     log.warning("telemetry endpoint refused a batch (%s); retrying in %.0fs", exc, delay)
                     continue
                 await asyncio.to_thread(self._offset_path.write_text, str(offset))
-                delay = 0 if len(lines) == FORWARD_BATCH else FORWARD_EVERY
+                delay = 0 if len(events) == FORWARD_BATCH else FORWARD_EVERY
+
+    def _reject(self, batch: dict[str, Any]) -> None:
+        with self._rejected_path.open("ab") as out:
+            out.write(orjson.dumps(batch) + b"\n")

@@ -24,6 +24,11 @@ def sink_events(settings: Settings) -> list[dict[str, Any]]:
     return [json.loads(line) for line in sink.read_text().splitlines()] if sink.exists() else []
 
 
+def set_aside(settings: Settings) -> str:
+    """What the forwarder set aside because the endpoint refused it for good."""
+    return Path(settings.telemetry_path + ".rejected").read_text()
+
+
 def telemetry_batch(*events: dict[str, Any]) -> dict[str, Any]:
     return {"id": "api.sunbird.telemetry", "ver": "3.0", "params": {"msgid": "m-1"}, "ets": 1, "events": list(events)}
 
@@ -101,23 +106,27 @@ async def test_events_in_another_users_name_are_refused(call: Call, settings: Se
 class SunbirdTelemetry:
     """A stand-in for Sunbird's telemetry API that is down for its first `down` requests."""
 
-    def __init__(self, down: int) -> None:
+    def __init__(self, down: int, status: int) -> None:
         self.down = down
+        self.status = status
         self.received: list[dict[str, Any]] = []
         self.arrived = asyncio.Event()
+        self.refused = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         if self.down:
             self.down -= 1
-            return web.json_response({"responseCode": "SERVER_ERROR"}, status=503)
+            self.refused.set()
+            return web.json_response({"responseCode": "SERVER_ERROR"}, status=self.status)
         self.received.extend((await request.json())["events"])
         self.arrived.set()
         return web.json_response({"responseCode": "SUCCESS"})
 
 
 @pytest.fixture
-async def sunbird() -> AsyncIterator[tuple[SunbirdTelemetry, str]]:
-    endpoint = SunbirdTelemetry(down=1)
+async def sunbird(request: pytest.FixtureRequest) -> AsyncIterator[tuple[SunbirdTelemetry, str]]:
+    """Down (503) for its first request, or refusing it for good when a test asks for 400."""
+    endpoint = SunbirdTelemetry(down=1, status=getattr(request, "param", 503))
     app = web.Application()
     app.router.add_post("/v1/telemetry", endpoint.handle)
     server = TestServer(app, host="127.0.0.1")
@@ -141,3 +150,18 @@ async def test_kept_events_reach_sunbird_after_it_comes_back(call: Call, sunbird
             endpoint.arrived.clear()
     assert [e["mid"] for e in endpoint.received] == ["m-1", "m-2", "m-3"]
     assert endpoint.down == 0, "the first attempt was refused and retried"
+
+
+@pytest.mark.parametrize("sunbird", [400], indirect=True)
+async def test_a_batch_sunbird_rejects_is_set_aside_and_later_events_still_go(
+    call: Call, sunbird: tuple[SunbirdTelemetry, str], settings: Settings
+) -> None:
+    endpoint, _ = sunbird
+    await call("POST", "/v1/telemetry", json=telemetry_batch(interact_event(mid="rejected")))
+    async with asyncio.timeout(20):
+        await endpoint.refused.wait()
+        await call("POST", "/v1/telemetry", json=telemetry_batch(interact_event(mid="later")))
+        while not endpoint.received:
+            await endpoint.arrived.wait()
+    assert [e["mid"] for e in endpoint.received] == ["later"]
+    assert '"mid":"rejected"' in set_aside(settings)
