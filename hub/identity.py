@@ -25,6 +25,7 @@ TICKET_TTL = 30
 class Principal:
     user_id: str
     roles: frozenset[str]
+    expires: int  # the token's `exp`: a socket opened with it is closed then, as the token stops working
 
     @property
     def is_support(self) -> bool:
@@ -72,7 +73,9 @@ class TokenVerifier:
         roles = claims.get("roles") or (claims.get("realm_access") or {}).get("roles") or []
         if not isinstance(roles, list):
             roles = []
-        return Principal(user_id=user_id_of(str(claims["sub"])), roles=frozenset(str(r) for r in roles))
+        return Principal(
+            user_id=user_id_of(str(claims["sub"])), roles=frozenset(str(r) for r in roles), expires=int(claims["exp"])
+        )
 
 
 def bearer(header: str | None) -> str:
@@ -95,7 +98,7 @@ class Tickets:
 
     async def issue(self, principal: Principal) -> str:
         ticket = secrets.token_urlsafe(24)
-        value = orjson.dumps({"u": principal.user_id, "r": sorted(principal.roles)})
+        value = orjson.dumps({"u": principal.user_id, "r": sorted(principal.roles), "e": principal.expires})
         await self._redis.set(f"hub:ticket:{ticket}", value, ex=TICKET_TTL)
         return ticket
 
@@ -104,4 +107,4 @@ class Tickets:
         if raw is None:
             raise HubError(401, "INVALID_TICKET", "The ticket is unknown, used or expired; ask for a new one.")
         data = orjson.loads(raw)
-        return Principal(user_id=data["u"], roles=frozenset(data["r"]))
+        return Principal(user_id=data["u"], roles=frozenset(data["r"]), expires=data["e"])

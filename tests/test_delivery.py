@@ -140,3 +140,14 @@ async def test_support_reads_the_timeline_and_replays_the_last_notification(
     assert replayed["ts"] > completed["ts"]
     async with aiohttp.ClientSession() as anonymous, anonymous.get(replayed["downloadUrl"]) as response:
         assert response.status == 200
+
+
+async def test_a_socket_is_closed_when_the_token_it_was_opened_with_expires(http, token) -> None:
+    headers = {"Authorization": f"Bearer {token(MENTOR, ttl=2)}"}
+    async with http.post("/v1/notifications/ticket", headers=headers) as response:
+        ticket = (await response.json())["result"]["ticket"]
+    async with http.ws_connect(f"/v1/notifications/ws?ticket={ticket}") as ws:
+        async with asyncio.timeout(6):
+            message = await ws.receive()
+        assert message.type == aiohttp.WSMsgType.CLOSE
+        assert message.data == 4001

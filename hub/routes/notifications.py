@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from urllib.parse import urlparse
 
 import orjson
@@ -21,6 +22,7 @@ from hub.identity import TICKET_TTL, Principal
 
 routes = web.RouteTableDef()
 HEARTBEAT = 20.0
+TOKEN_EXPIRED = 4001  # a WebSocket close code of the application range: sign in again, then reconnect
 SEND_TIMEOUT = 10.0
 PAGE = 500
 POLL_LIMIT = 100
@@ -32,9 +34,10 @@ LARGEST_ID_PART = 2**64 - 1
 class Feed:
     """One client's ordered view of a user's events."""
 
-    def __init__(self, hub: Hub, user_id: str) -> None:
+    def __init__(self, hub: Hub, who: Principal) -> None:
         self._hub = hub
-        self._user_id = user_id
+        self._user_id = who.user_id
+        self._expires = who.expires
         self._subscriber: Subscriber | None = None
         self.last = "0-0"
 
@@ -60,8 +63,14 @@ class Feed:
             if len(page) < PAGE:
                 return frames
 
-    async def next(self, wait: float) -> list[str]:
-        """The next frames to send, or none when `wait` seconds pass quietly."""
+    @property
+    def expired(self) -> bool:
+        """The token the socket was opened with has expired: the events stop, as every call would."""
+        return time.time() >= self._expires
+
+    async def next(self) -> list[str]:
+        """The next frames to send, or none when a heartbeat's time (or the token's life) passes quietly."""
+        wait = max(0.0, min(HEARTBEAT, self._expires - time.time()))
         assert self._subscriber is not None
         try:
             # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that lands just as a frame
@@ -129,7 +138,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     who = await socket_principal(request)
     hub = hub_of(request)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=4096)
-    with Feed(hub, who.user_id) as feed:
+    with Feed(hub, who) as feed:
         backlog = await feed.start(after)  # subscribed before the socket opens: no event slips between
         await ws.prepare(request)
         await _pump_websocket(request, ws, feed, backlog, hub)
@@ -149,7 +158,7 @@ async def _pump_websocket(
 ) -> None:
     async def pump() -> None:
         frames = backlog
-        while not ws.closed:
+        while not ws.closed and not feed.expired:
             for frame in frames:
                 try:
                     async with asyncio.timeout(SEND_TIMEOUT):
@@ -158,7 +167,13 @@ async def _pump_websocket(
                     drop(request)  # a client that never reads cannot hold us
                     return
                 hub.metrics.frames.labels("ws").inc()
-            frames = await feed.next(HEARTBEAT)
+            frames = await feed.next()
+        if feed.expired:
+            try:
+                async with asyncio.timeout(SEND_TIMEOUT):
+                    await ws.close(code=TOKEN_EXPIRED, message=b"token expired")
+            except TimeoutError:
+                drop(request)
 
     sender = asyncio.create_task(pump())
     sender.add_done_callback(lambda task: task.cancelled() or task.exception() is None or drop(request))
@@ -181,11 +196,11 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
-    with Feed(hub, who.user_id) as feed, contextlib.suppress(ConnectionResetError):
+    with Feed(hub, who) as feed, contextlib.suppress(ConnectionResetError):
         frames = await feed.start(after)
         await response.prepare(request)
         await response.write(b"retry: 3000\n\n")
-        while True:
+        while not feed.expired:
             chunk = b"".join(
                 (b"data: " if frame == RESYNC else b"id: " + frame_id(frame).encode() + b"\ndata: ")
                 + frame.encode()
@@ -199,7 +214,7 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
                 drop(request)
                 break
             hub.metrics.frames.labels("sse").inc(len(frames))
-            frames = await feed.next(HEARTBEAT)
+            frames = await feed.next()
     return response
 
 
