@@ -1,4 +1,8 @@
-"""The `hub` command: serve, worker, dev, seed, token (also `python -m hub`)."""
+"""The `hub` command: serve, worker, dev, seed, token (also `python -m hub`).
+
+This is the process entry point, and the one place in `hub/` that starts the worker from `jobs/`
+(lazily, for `hub worker` and `hub dev`); nothing else in `hub/` knows `jobs/` exists.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from aiohttp.abc import AbstractAccessLogger
 from redis.exceptions import RedisError
 
 from hub.config import DEV_JWT_SECRET, ConfigError, Settings, load, require_redis, require_verifier
+from hub.source import Source, SourceError
 
 DEMO_MENTOR = "8454cb21-3ce9-4e30-85b5-fade097880d8"
 DEMO_BATCHES = (("01395324524466585601", "do_2139532444811919361", 2500),
@@ -104,9 +109,7 @@ def _break_a_row(source_url: str, batch_id: str) -> None:
         )
 
 
-async def _exists(source: Any, batch_id: str) -> bool:
-    from hub.source import SourceError
-
+async def _exists(source: Source, batch_id: str) -> bool:
     try:
         return await source.batch(batch_id) is not None
     except SourceError:
