@@ -89,7 +89,8 @@ async def _seed_demo(settings: Settings) -> None:
                 continue
             await seed(source, participants, batch_id=batch_id, course_id=course_id, mentor_id=DEMO_MENTOR)
         if settings.source_url.startswith("sqlite:") and not await _exists(source, DEMO_BROKEN_BATCH):
-            await seed(source, 20, batch_id=DEMO_BROKEN_BATCH, course_id=DEMO_BATCHES[1][1], mentor_id=DEMO_MENTOR)
+            await seed(source, 20, batch_id=DEMO_BROKEN_BATCH, course_id=DEMO_BATCHES[1][1], mentor_id=DEMO_MENTOR,
+                       batch_name="Demo: a batch with an unreadable row (its report fails)")  # fmt: skip
             _break_a_row(settings.source_url, DEMO_BROKEN_BATCH)
     finally:
         await source.close()

@@ -110,6 +110,7 @@ async def seed(
     mentor_id: str | None = None,
     rng_seed: int | None = None,
     progress: TextIO | None = sys.stderr,
+    batch_name: str | None = None,
 ) -> dict[str, Any]:
     rng = random.Random(rng_seed)
     course_id = course_id or f"do_{rng.randrange(10**17, 10**18)}"
@@ -126,7 +127,7 @@ async def seed(
     await source.insert(
         "batches",
         ("batch_id", "course_id", "name", "status", "start_date", "end_date", "created_by"),
-        [(batch_id, course_id, f"Batch {start:%b %Y}", 1, start.isoformat(),
+        [(batch_id, course_id, batch_name or f"Batch {start:%b %Y}", 1, start.isoformat(),
           (start + timedelta(days=180)).isoformat(), mentor_id)],
     )  # fmt: skip
     await source.insert("batch_mentors", ("batch_id", "user_id"), [(batch_id, mentor_id)])
