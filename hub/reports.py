@@ -165,14 +165,12 @@ class Jobs:
 
     async def recent(self, user_id: str, batch_id: str | None, limit: int = 20) -> list[dict[str, str]]:
         ids = await self._redis.zrevrange(f"hub:jobs:{user_id}", 0, RECENT_JOBS - 1)
-        found = []
-        for job_id in ids:
-            job = await self.get(job_id.decode())
-            if job and (batch_id is None or job["batchId"] == batch_id):
-                found.append(job)
-                if len(found) == limit:
-                    break
-        return found
+        async with self._redis.pipeline(transaction=False) as pipe:  # one round trip, not one per job
+            for job_id in ids:
+                pipe.hgetall(job_key(job_id.decode()))
+            records = await pipe.execute()
+        jobs = [{k.decode(): v.decode() for k, v in raw.items()} for raw in records if raw]
+        return [job for job in jobs if batch_id is None or job["batchId"] == batch_id][:limit]
 
     async def view(self, job: dict[str, str]) -> dict[str, Any]:
         """The contract's job shape; a SUCCESS job gets a freshly minted link at every read."""
