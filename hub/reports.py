@@ -71,6 +71,10 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def decoded(record: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in record.items()}
+
+
 def job_key(job_id: str) -> str:
     return f"hub:job:{job_id}"
 
@@ -137,8 +141,7 @@ class Jobs:
         await self._redis.enqueue_job(JOB_FUNCTION, job_id, _job_id=job_id)
 
     async def get(self, job_id: str) -> dict[str, str] | None:
-        raw = await self._redis.hgetall(job_key(job_id))
-        return {k.decode(): v.decode() for k, v in raw.items()} or None
+        return decoded(await self._redis.hgetall(job_key(job_id))) or None
 
     async def transition(
         self, job: dict[str, str], status: str = "", event: bytes | None = None, **fields: Any
@@ -169,7 +172,7 @@ class Jobs:
             for job_id in ids:
                 pipe.hgetall(job_key(job_id.decode()))
             records = await pipe.execute()
-        jobs = [{k.decode(): v.decode() for k, v in raw.items()} for raw in records if raw]
+        jobs = [decoded(raw) for raw in records if raw]
         return [job for job in jobs if batch_id is None or job["batchId"] == batch_id][:limit]
 
     async def view(self, job: dict[str, str]) -> dict[str, Any]:
