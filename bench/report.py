@@ -32,7 +32,8 @@ import psutil
 from bench.harness import hub_command, table, wait_until_up
 from hub.embedded import embedded_redis
 from hub.identity import mint_token
-from hub.source.schema import LAST_KEY, report_query
+from hub.source.postgres import SQL as POSTGRES_SQL
+from hub.source.schema import LAST_KEY
 from tests.conftest import free_port
 from tests.pg_cluster import throwaway_cluster
 
@@ -131,7 +132,7 @@ async def copy_floor(dsn: str, size: int, folder: Path) -> float:
         course = await conn.fetchval("SELECT course_id FROM batches WHERE batch_id = $1", f"bench-{size}")
         assessments = [r[0] for r in await conn.fetch(
             "SELECT content_id FROM course_assessments WHERE course_id = $1 ORDER BY position", course)]  # fmt: skip
-        query = report_query(len(assessments), "${}", "chr", ' COLLATE "C"')
+        query = POSTGRES_SQL.report(len(assessments))  # the very statement the PostgreSQL source runs
         args = [f"bench-{size}", *assessments, "", LAST_KEY]
         began = time.perf_counter()
         await conn.copy_from_query(query, *args, output=str(folder / f"floor-{size}.csv"), format="csv")

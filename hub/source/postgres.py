@@ -24,30 +24,17 @@ from asyncpg.cursor import Cursor
 
 from hub.source import Batch, SourceError, batch_row, summarize
 from hub.source.schema import (
-    ASSESSMENTS,
-    BATCH,
-    BATCH_MENTORS,
     CHUNK_ROWS,
-    MENTOR_BATCHES,
-    PARTICIPANTS,
     TABLES,
+    Queries,
     csv_text,
     csv_writer,
-    dashboard_query,
-    histogram_query,
-    part_bound_query,
-    report_query,
+    part_offsets,
 )
 
-P = "${}"
 BYTES = 'COLLATE "C"'
-IN_BYTE_ORDER = f" {BYTES}"
 TABLES_IN_BYTE_ORDER = re.sub(r"\bTEXT\b", f"TEXT {BYTES}", TABLES)
-MENTOR_BATCHES_SQL = MENTOR_BATCHES.format(p1="$1", collate=IN_BYTE_ORDER)
-BATCH_SQL = BATCH.format(p1="$1")
-MENTORS_SQL = BATCH_MENTORS.format(p1="$1")
-ASSESSMENTS_SQL = ASSESSMENTS.format(p1="$1", collate=IN_BYTE_ORDER)
-PARTICIPANTS_SQL = PARTICIPANTS.format(p1="$1")
+SQL = Queries(param="${}", char="chr", collate=f" {BYTES}")
 PRIMARY_KEY_SQL = (
     "SELECT a.attname FROM pg_index i "
     "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
@@ -147,42 +134,41 @@ class PostgresSource:
 
     async def batch(self, batch_id: str) -> Batch | None:
         async with self._connection() as conn:
-            row = await conn.fetchrow(BATCH_SQL, batch_id)
+            row = await conn.fetchrow(SQL.batch, batch_id)
             if row is None:
                 return None
-            mentors = await conn.fetch(MENTORS_SQL, batch_id)
+            mentors = await conn.fetch(SQL.mentors, batch_id)
         return Batch(*row, mentors=frozenset(m for (m,) in mentors))
 
     async def mentor_batches(self, user_id: str) -> list[dict[str, Any]]:
         async with self._connection() as conn:
-            return [batch_row(r) for r in await conn.fetch(MENTOR_BATCHES_SQL, user_id)]
+            return [batch_row(r) for r in await conn.fetch(SQL.mentor_batches, user_id)]
 
     async def dashboard(self, batch_id: str) -> dict[str, Any]:
         async with self._connection() as conn:
-            totals = await conn.fetchrow(dashboard_query(P), batch_id)
-            buckets = await conn.fetch(histogram_query(P), batch_id)
+            totals = await conn.fetchrow(SQL.dashboard, batch_id)
+            buckets = await conn.fetch(SQL.histogram, batch_id)
         return summarize(totals, buckets)
 
     async def assessments(self, course_id: str) -> list[str]:
         async with self._connection() as conn:
-            return [c for (c,) in await conn.fetch(ASSESSMENTS_SQL, course_id)]
+            return [c for (c,) in await conn.fetch(SQL.assessments, course_id)]
 
     async def participant_count(self, batch_id: str) -> int:
         async with self._connection() as conn:
-            return await conn.fetchval(PARTICIPANTS_SQL, batch_id)
+            return await conn.fetchval(SQL.participants, batch_id)
 
     async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
         """The count and the bounds come from one snapshot: an enrolment deleted between the two reads must
         not leave an offset past the end, with no user id to bound a part."""
-        bound = part_bound_query(P, IN_BYTE_ORDER)
         async with self._connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            total = await conn.fetchval(PARTICIPANTS_SQL, batch_id)
-            return [await conn.fetchval(bound, batch_id, total * i // parts) for i in range(1, parts)]
+            total = await conn.fetchval(SQL.participants, batch_id)
+            return [await conn.fetchval(SQL.part_bound, batch_id, offset) for offset in part_offsets(total, parts)]
 
     async def write_csv(self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, out: BinaryIO) -> int:
         """Streams from a server-side cursor, a chunk at a time, so memory stays flat whatever the size
         of the batch; PostgreSQL makes the next chunk while Python formats this one."""
-        sql = report_query(len(assessments), P, "chr", IN_BYTE_ORDER)
+        sql = SQL.report(len(assessments))
         rows = 0
         async with self._connection() as conn, conn.transaction(readonly=True):
             cursor = await conn.cursor(sql, batch_id, *assessments, lower, upper)

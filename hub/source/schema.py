@@ -181,6 +181,11 @@ def report_query(assessments: int, param: str, char: str, collate: str = "") -> 
     )
 
 
+def part_offsets(total: int, parts: int) -> list[int]:
+    """The rows, in report order, at which parts 2..n of a batch of `total` rows begin."""
+    return [total * i // parts for i in range(1, parts)]
+
+
 def part_bound_query(param: str, collate: str = "") -> str:
     """The user id that starts the part beginning at row `param 2` of a batch in report order."""
     return (
@@ -220,3 +225,24 @@ BATCH = (
 BATCH_MENTORS = "SELECT user_id FROM batch_mentors WHERE batch_id = {p1}"
 ASSESSMENTS = "SELECT content_id FROM course_assessments WHERE course_id = {p1} ORDER BY position, content_id{collate}"
 PARTICIPANTS = "SELECT count(*) FROM enrolments WHERE batch_id = {p1}"
+
+
+class Queries:
+    """Every statement of the report source, spelled once for one dialect: `param` is how it writes the
+    i-th bind parameter (`?{}` or `${}`), `char` its chr()/char() function, `collate` what makes it
+    compare user ids byte by byte (SQLite does already)."""
+
+    def __init__(self, param: str, char: str, collate: str = "") -> None:
+        self.param, self.char, self.collate = param, char, collate
+        p1 = param.format(1)
+        self.batch = BATCH.format(p1=p1)
+        self.mentors = BATCH_MENTORS.format(p1=p1)
+        self.mentor_batches = MENTOR_BATCHES.format(p1=p1, collate=collate)
+        self.assessments = ASSESSMENTS.format(p1=p1, collate=collate)
+        self.participants = PARTICIPANTS.format(p1=p1)
+        self.dashboard = dashboard_query(param)
+        self.histogram = histogram_query(param)
+        self.part_bound = part_bound_query(param, collate)
+
+    def report(self, assessments: int) -> str:
+        return report_query(assessments, self.param, self.char, self.collate)

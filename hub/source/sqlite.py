@@ -15,31 +15,19 @@ from typing import Any, BinaryIO, TypeVar
 
 from hub.source import Batch, SourceError, batch_row, summarize
 from hub.source.schema import (
-    ASSESSMENTS,
-    BATCH,
-    BATCH_MENTORS,
     CHUNK_ROWS,
-    MENTOR_BATCHES,
-    PARTICIPANTS,
     TABLES,
+    Queries,
     csv_text,
     csv_writer,
-    dashboard_query,
-    histogram_query,
-    part_bound_query,
-    report_query,
+    part_offsets,
 )
 
 T = TypeVar("T")
 # Clustered on their keys: a batch's enrolments, and each participant's profile, are one B-tree walk
 # away instead of an index lookup plus a table lookup per row (twice as fast for a million rows).
 SQLITE_TABLES = TABLES.replace("\n);", "\n) WITHOUT ROWID;")
-BATCH_SQL = BATCH.format(p1="?")
-MENTORS_SQL = BATCH_MENTORS.format(p1="?")
-MENTOR_BATCHES_SQL = MENTOR_BATCHES.format(p1="?1", collate="")
-ASSESSMENTS_SQL = ASSESSMENTS.format(p1="?", collate="")
-PARTICIPANTS_SQL = PARTICIPANTS.format(p1="?")
-P = "?"
+SQL = Queries(param="?{}", char="char")
 # WAL lets reports read while a seed writes; a large cache keeps random-key inserts off the disk.
 WRITER_PRAGMAS = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-131072;\n"
 
@@ -102,35 +90,36 @@ class SqliteSource:
 
     async def batch(self, batch_id: str) -> Batch | None:
         def read(conn: sqlite3.Connection) -> Batch | None:
-            row = conn.execute(BATCH_SQL, (batch_id,)).fetchone()
+            row = conn.execute(SQL.batch, (batch_id,)).fetchone()
             if row is None:
                 return None
-            mentors = conn.execute(MENTORS_SQL, (batch_id,))
+            mentors = conn.execute(SQL.mentors, (batch_id,))
             return Batch(*row, mentors=frozenset(m for (m,) in mentors))
 
         return await self._run(read)
 
     async def mentor_batches(self, user_id: str) -> list[dict[str, Any]]:
-        return await self._run(lambda conn: [batch_row(r) for r in conn.execute(MENTOR_BATCHES_SQL, (user_id,))])
+        return await self._run(lambda conn: [batch_row(r) for r in conn.execute(SQL.mentor_batches, (user_id,))])
 
     async def dashboard(self, batch_id: str) -> dict[str, Any]:
         def read(conn: sqlite3.Connection) -> dict[str, Any]:
-            totals = conn.execute(dashboard_query(P), (batch_id,)).fetchone()
-            return summarize(totals, conn.execute(histogram_query(P), (batch_id,)).fetchall())
+            totals = conn.execute(SQL.dashboard, (batch_id,)).fetchone()
+            return summarize(totals, conn.execute(SQL.histogram, (batch_id,)).fetchall())
 
         return await self._run(read)
 
     async def assessments(self, course_id: str) -> list[str]:
-        return await self._run(lambda conn: [c for (c,) in conn.execute(ASSESSMENTS_SQL, (course_id,))])
+        return await self._run(lambda conn: [c for (c,) in conn.execute(SQL.assessments, (course_id,))])
 
     async def participant_count(self, batch_id: str) -> int:
-        return await self._run(lambda conn: conn.execute(PARTICIPANTS_SQL, (batch_id,)).fetchone()[0])
+        return await self._run(lambda conn: conn.execute(SQL.participants, (batch_id,)).fetchone()[0])
 
     async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
-            total = conn.execute(PARTICIPANTS_SQL, (batch_id,)).fetchone()[0]
-            sql = part_bound_query("?{}")
-            return [conn.execute(sql, (batch_id, total * i // parts)).fetchone()[0] for i in range(1, parts)]
+            total = conn.execute(SQL.participants, (batch_id,)).fetchone()[0]
+            return [
+                conn.execute(SQL.part_bound, (batch_id, offset)).fetchone()[0] for offset in part_offsets(total, parts)
+            ]
 
         return await self._run(read)
 
@@ -139,7 +128,7 @@ class SqliteSource:
         else to do, where a plain loop is a fifth faster than handing rows over from a thread."""
         conn = self._connect()
         try:
-            cursor = conn.execute(report_query(len(assessments), "?{}", "char"), (batch_id, *assessments, lower, upper))
+            cursor = conn.execute(SQL.report(len(assessments)), (batch_id, *assessments, lower, upper))
             with csv_text(out) as text:
                 writer = csv_writer(text)
                 rows = 0
