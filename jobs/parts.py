@@ -93,8 +93,7 @@ class PartWriters:
             return loop.run_in_executor(self._pool, *call)
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._pool, _ready) for _ in range(self.size)))
+        await asyncio.gather(*(self._submit(_ready) for _ in range(self.size)))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
