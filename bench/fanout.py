@@ -41,10 +41,9 @@ from redis.asyncio import Redis
 
 from bench.harness import hub_command, table, wait_until_up
 from hub import events
-from hub.embedded import embedded_redis
+from hub.embedded import embedded_redis, free_port
 from hub.events import EventLog
 from hub.identity import mint_token
-from tests.conftest import free_port
 
 SECRET = "bench-secret-that-is-long-enough-for-hs256"
 RETENTION = 1000

@@ -30,12 +30,10 @@ import asyncpg
 import psutil
 
 from bench.harness import hub_command, table, wait_until_up
-from hub.embedded import embedded_redis
+from hub.embedded import embedded_redis, free_port, throwaway_cluster
 from hub.identity import mint_token
 from hub.source.postgres import SQL as POSTGRES_SQL
 from hub.source.schema import LAST_KEY
-from tests.conftest import free_port
-from tests.pg_cluster import throwaway_cluster
 
 MENTOR = "bench-mentor"
 SECRET = "bench-secret-that-is-long-enough-for-hs256"

@@ -3,7 +3,7 @@ including reads of report jobs (a mentor removed from a batch gets no fresh link
 
 from __future__ import annotations
 
-from hub.envelope import HubError
+from hub import errors
 from hub.identity import Principal
 from hub.source import Batch, Source
 
@@ -11,7 +11,7 @@ from hub.source import Batch, Source
 async def batch_for(source: Source, who: Principal, batch_id: str) -> Batch:
     batch = await source.batch(batch_id)
     if batch is None:
-        raise HubError(404, "BATCH_NOT_FOUND", f"There is no batch with id '{batch_id}'.")
+        raise errors.BATCH_NOT_FOUND(batch_id=batch_id)
     if not batch.allows(who.user_id):
-        raise HubError(403, "NOT_A_MENTOR", "Only a mentor or the creator of this batch can do this.")
+        raise errors.NOT_A_MENTOR()
     return batch

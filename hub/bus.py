@@ -16,7 +16,7 @@ from collections import defaultdict
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hub.events import CHANNEL_PREFIX
+from hub import keys
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 256
@@ -60,10 +60,6 @@ class Bus:
             if not group:
                 del self._subscribers[subscriber.user_id]
 
-    @property
-    def sockets(self) -> int:
-        return sum(len(group) for group in self._subscribers.values())
-
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hub-bus")
         await asyncio.wait_for(self.connected.wait(), timeout=10)
@@ -75,7 +71,7 @@ class Bus:
                 await self._task
 
     def _route(self, channel: bytes, frame: bytes) -> None:
-        user_id = channel.decode()[len(CHANNEL_PREFIX) :]
+        user_id = keys.user_of_channel(channel.decode())
         text = frame.decode()
         for subscriber in self._subscribers.get(user_id, ()):
             subscriber.offer(text)
@@ -85,7 +81,7 @@ class Bus:
         while True:
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.psubscribe(CHANNEL_PREFIX + "*")
+                await pubsub.psubscribe(keys.USER_CHANNEL_PATTERN)
                 self.connected.set()
                 delay = 0.1
                 # Anything published while we were away is only in the log now.

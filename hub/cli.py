@@ -1,7 +1,7 @@
 """The `hub` command: serve, worker, dev, seed, token (also `python -m hub`).
 
 This is the process entry point, and the one place in `hub/` that starts the worker from `jobs/`
-(lazily, for `hub worker` and `hub dev`); nothing else in `hub/` knows `jobs/` exists.
+(imported only by `hub worker` and `hub dev`); nothing else in `hub/` knows `jobs/` exists.
 """
 
 from __future__ import annotations
@@ -20,8 +20,21 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from redis.exceptions import RedisError
 
-from hub.config import DEV_JWT_SECRET, ConfigError, Settings, load, require_redis, require_verifier
-from hub.source import Source, SourceError
+from hub.app import create_app
+from hub.config import (
+    DEV_JWT_SECRET,
+    REDIS_UNREACHABLE,
+    ConfigError,
+    Settings,
+    load,
+    require_redis,
+    require_verifier,
+)
+from hub.embedded import embedded_redis
+from hub.identity import mint_token
+from hub.source import Source, SourceError, open_source
+from hub.source.seed import seed
+from hub.source.sqlite import sqlite_path
 
 DEMO_MENTOR = "8454cb21-3ce9-4e30-85b5-fade097880d8"
 DEMO_BATCHES = (("01395324524466585601", "do_2139532444811919361", 2500),
@@ -38,8 +51,6 @@ class AccessLogger(AbstractAccessLogger):
 
 
 async def _serve(settings: Settings) -> None:
-    from hub.app import create_app
-
     runner = web.AppRunner(create_app(settings), access_log_class=AccessLogger)
     await runner.setup()
     try:
@@ -50,11 +61,9 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _work(settings: Settings) -> None:
-    from arq.worker import Worker
+    from jobs.worker import create_worker
 
-    from jobs.worker import worker_options
-
-    worker = Worker(**{**worker_options(settings), "handle_signals": False})
+    worker = create_worker(settings, handle_signals=False)
     try:
         await worker.main()
     finally:
@@ -68,20 +77,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
-    from arq.worker import run_worker
-
-    from jobs.worker import worker_options
+    from jobs.worker import create_worker
 
     try:
-        run_worker(type("WorkerSettings", (), worker_options(settings)))  # type: ignore[arg-type]
+        create_worker(settings).run()
     except (RedisError, OSError) as exc:
-        raise ConfigError(f"REDIS_URL cannot be reached: {exc}") from None
+        raise ConfigError(REDIS_UNREACHABLE.format(exc)) from None
 
 
 async def _seed_demo(settings: Settings) -> None:
-    from hub.source import open_source
-    from hub.source.seed import seed
-
     source = open_source(settings.source_url)
     try:
         for batch_id, course_id, participants in DEMO_BATCHES:
@@ -99,8 +103,6 @@ async def _seed_demo(settings: Settings) -> None:
 def _break_a_row(source_url: str, batch_id: str) -> None:
     """Bytes that are not UTF-8 in one name: what a bad import into the source would leave behind."""
     import sqlite3
-
-    from hub.source.sqlite import sqlite_path
 
     with contextlib.closing(sqlite3.connect(sqlite_path(source_url))) as conn, conn:
         conn.execute(
@@ -122,15 +124,11 @@ def _redis_for_dev(settings: Settings) -> Iterator[Settings]:
     if settings.redis_url:
         yield settings
         return
-    from hub.embedded import embedded_redis
-
     with embedded_redis() as url:
         yield settings.with_(redis_url=url)
 
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
-    from hub.identity import mint_token
-
     # A terminal's Ctrl-C and a supervisor's SIGTERM both end here, so the embedded Valkey stops too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
@@ -151,9 +149,6 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
-    from hub.source import open_source
-    from hub.source.seed import seed
-
     async def run() -> dict[str, Any]:
         source = open_source(settings.source_url)
         try:
@@ -165,8 +160,6 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> None:
-    from hub.identity import mint_token
-
     print(mint_token(args.user_id, args.role or ["COURSE_MENTOR"], args.ttl, settings.jwt_secret))
 
 

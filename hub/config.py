@@ -24,6 +24,12 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names it."""
 
 
+# What start-up says when a service a setting names does not answer (the detail follows).
+REDIS_UNREACHABLE = "REDIS_URL cannot be reached: {}"
+SOURCE_UNREADABLE = "SOURCE_URL cannot be read: {}"
+STORAGE_UNUSABLE = "STORAGE_URL cannot be used: {}"
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None
@@ -45,6 +51,8 @@ class Settings:
     report_parts: int
     telemetry_path: str
     telemetry_url: str | None
+    # Seconds a socket or stream may take to accept a frame before its client is dropped (it resumes later).
+    send_timeout_seconds: int
     storage_env: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
 
     def with_(self, **changes: object) -> Settings:
@@ -135,6 +143,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         report_parts=_int(env, "REPORT_PARTS", min(os.cpu_count() or 1, 4)),
         telemetry_path=env.get("TELEMETRY_PATH", "").strip() or "./var/telemetry.jsonl",
         telemetry_url=telemetry_url,
+        send_timeout_seconds=_int(env, "SEND_TIMEOUT", 10),
         storage_env={name: value for name, value in env.items() if name.startswith(CLOUD_PREFIXES)},
     )
 

@@ -1,4 +1,4 @@
-"""Sunbird's response envelope, and the one exception type every handler raises for a client-facing error.
+"""Sunbird's response envelope, for answers and for errors (`hub.errors`).
 
 Portal code already parses Sunbird envelopes (`params.err`, `responseCode`), so every `/v1` answer,
 errors included, has that shape.
@@ -12,6 +12,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from hub import errors
+from hub.errors import HubError
 
 RESPONSE_CODES = {
     200: "OK",
@@ -37,18 +40,7 @@ def now_iso() -> str:
     return iso(int(datetime.now(UTC).timestamp() * 1000))
 
 
-class HubError(Exception):
-    """An error the caller can act on; `errmsg` is shown to people, `code` is for programs."""
-
-    def __init__(self, status: int, code: str, errmsg: str, result: dict[str, Any] | None = None) -> None:
-        super().__init__(errmsg)
-        self.status = status
-        self.code = code
-        self.errmsg = errmsg
-        self.result = result or {}
-
-
-def body(
+def payload(
     api_id: str,
     result: dict[str, Any],
     status: int = 200,
@@ -71,32 +63,33 @@ def body(
 
 
 def respond(api_id: str, result: dict[str, Any], status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body(api_id, result, status)), status=status, content_type="application/json")
+    answer = payload(api_id, result, status)
+    return web.Response(body=orjson.dumps(answer), status=status, content_type="application/json")
 
 
 def failure(api_id: str, error: HubError) -> web.Response:
-    payload = body(api_id, error.result, error.status, error.code, error.errmsg)
-    return web.Response(body=orjson.dumps(payload), status=error.status, content_type="application/json")
+    answer = payload(api_id, error.result, error.status, error.code, error.errmsg)
+    return web.Response(body=orjson.dumps(answer), status=error.status, content_type="application/json")
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that says what is wrong with it."""
     raw = await request.read()
     if not raw:
-        raise HubError(400, "INVALID_REQUEST", "The request body is empty; send a JSON object.")
+        raise errors.EMPTY_BODY()
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise HubError(400, "INVALID_JSON", "The request body is not valid JSON.") from None
+        raise errors.INVALID_JSON() from None
     if not isinstance(data, dict):
-        raise HubError(400, "INVALID_REQUEST", "The request body must be a JSON object.")
+        raise errors.NOT_AN_OBJECT()
     return data
 
 
 def string_field(data: dict[str, Any], name: str, max_length: int = 200) -> str:
     value = data.get(name)
     if not isinstance(value, str) or not value.strip():
-        raise HubError(400, "INVALID_REQUEST", f"'{name}' is required and must be a non-empty string.")
+        raise errors.FIELD_REQUIRED(name=name)
     if len(value) > max_length:
-        raise HubError(400, "INVALID_REQUEST", f"'{name}' must be at most {max_length} characters.")
+        raise errors.FIELD_TOO_LONG(name=name, limit=max_length)
     return value.strip()

@@ -14,11 +14,11 @@ import jwt
 import orjson
 from redis.asyncio import Redis
 
+from hub import errors, keys
 from hub.config import DEV_JWT_SECRET, Settings
-from hub.envelope import HubError
 
 SUPPORT_ROLE = "SUPPORT"
-TICKET_TTL = 30
+TICKET_TTL_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,8 @@ class TokenVerifier:
                 continue
         if claims is None:
             if expired:
-                raise HubError(401, "TOKEN_EXPIRED", "Your session has expired. Please sign in again.")
-            raise HubError(401, "UNAUTHORIZED", "The access token is missing, malformed or not trusted.")
+                raise errors.TOKEN_EXPIRED()
+            raise errors.UNTRUSTED_TOKEN()
         roles = claims.get("roles") or (claims.get("realm_access") or {}).get("roles") or []
         if not isinstance(roles, list):
             roles = []
@@ -80,7 +80,7 @@ class TokenVerifier:
 
 def bearer(header: str | None) -> str:
     if not header or not header.startswith("Bearer ") or not header[7:].strip():
-        raise HubError(401, "UNAUTHORIZED", "Send 'Authorization: Bearer <token>' with this request.")
+        raise errors.NO_BEARER()
     return header[7:].strip()
 
 
@@ -99,12 +99,12 @@ class Tickets:
     async def issue(self, principal: Principal) -> str:
         ticket = secrets.token_urlsafe(24)
         value = orjson.dumps({"u": principal.user_id, "r": sorted(principal.roles), "e": principal.expires})
-        await self._redis.set(f"hub:ticket:{ticket}", value, ex=TICKET_TTL)
+        await self._redis.set(keys.ticket(ticket), value, ex=TICKET_TTL_SECONDS)
         return ticket
 
     async def redeem(self, ticket: str) -> Principal:
-        raw = await self._redis.getdel(f"hub:ticket:{ticket}") if ticket else None
+        raw = await self._redis.getdel(keys.ticket(ticket)) if ticket else None
         if raw is None:
-            raise HubError(401, "INVALID_TICKET", "The ticket is unknown, used or expired; ask for a new one.")
+            raise errors.INVALID_TICKET()
         data = orjson.loads(raw)
         return Principal(user_id=data["u"], roles=frozenset(data["r"]), expires=data["e"])

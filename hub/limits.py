@@ -8,9 +8,9 @@ import time
 
 from redis.asyncio import Redis
 
-from hub.envelope import HubError
+from hub import errors, keys
 
-WINDOW = 60
+WINDOW_SECONDS = 60
 
 
 class Limits:
@@ -19,8 +19,8 @@ class Limits:
         self._per_minute = per_minute
 
     async def take(self, user_id: str, action: str) -> None:
-        key = f"hub:limit:{action}:{user_id}:{int(time.time()) // WINDOW}"
+        key = keys.budget(action, user_id, int(time.time()) // WINDOW_SECONDS)
         async with self._redis.pipeline(transaction=True) as pipe:
-            count, _ = await pipe.incr(key).expire(key, WINDOW).execute()
+            count, _ = await pipe.incr(key).expire(key, WINDOW_SECONDS).execute()
         if count > self._per_minute:
-            raise HubError(429, "TOO_MANY_REQUESTS", "Too many requests; please wait a minute and try again.")
+            raise errors.TOO_MANY_REQUESTS()

@@ -27,7 +27,7 @@ import obstore
 from obstore.exceptions import BaseError, UnknownConfigurationKeyError
 from obstore.store import AzureStore, GCSStore, LocalStore, S3Store, from_url
 
-from hub.config import ConfigError, Settings
+from hub.config import STORAGE_UNUSABLE, ConfigError, Settings
 from hub.envelope import iso
 
 CloudStore = S3Store | AzureStore | GCSStore
@@ -101,7 +101,7 @@ def _cloud_store(url: str, env: Mapping[str, str]) -> CloudStore:
     try:
         return cast(CloudStore, from_url(url, config=config, client_options=client or None))
     except BaseError as exc:
-        raise ConfigError(f"STORAGE_URL cannot be used: {_first_line(exc)}") from None
+        raise ConfigError(STORAGE_UNUSABLE.format(_first_line(exc))) from None
 
 
 class Storage:

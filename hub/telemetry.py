@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from hub import errors
 from hub.config import Settings
-from hub.envelope import HubError
 
 log = logging.getLogger(__name__)
 MAX_EVENTS = 1000
@@ -52,14 +52,14 @@ def check_event(event: Any) -> None:
 def check_batch(batch: dict[str, Any]) -> list[dict[str, Any]]:
     events = batch.get("events")
     if not isinstance(events, list) or not events:
-        raise HubError(400, "INVALID_TELEMETRY", "'events' must be a non-empty list of telemetry events.")
+        raise errors.INVALID_TELEMETRY(detail="'events' must be a non-empty list of telemetry events.")
     if len(events) > MAX_EVENTS:
-        raise HubError(400, "INVALID_TELEMETRY", f"Send at most {MAX_EVENTS} events in one batch.")
+        raise errors.INVALID_TELEMETRY(detail=f"Send at most {MAX_EVENTS} events in one batch.")
     for index, event in enumerate(events):
         try:
             check_event(event)
         except ValueError as exc:
-            raise HubError(400, "INVALID_TELEMETRY", f"Event {index}: {exc}.") from None
+            raise errors.INVALID_TELEMETRY(detail=f"Event {index}: {exc}.") from None
     return events
 
 

@@ -19,25 +19,24 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from hub import events
-from hub.config import Settings
-from hub.reports import PROCESSING, SUCCESS, TERMINAL, Jobs, now_ms, run_key
-from hub.source import Source, SourceError
+from hub.job import Job, Status
+from hub.reports import Jobs, now_ms
+from hub.services import Core
+from hub.source import SourceError
 from hub.source.schema import HEADER, csv_writer, formula_safe
-from hub.storage import Storage, StorageError
+from hub.storage import StorageError
 from jobs.parts import PartWriters, Tally
 
 log = logging.getLogger(__name__)
-PROGRESS_EVERY = 0.5
-HEARTBEAT_EVERY = 2.0
+PROGRESS_EVERY_SECONDS = 0.5
+HEARTBEAT_EVERY_SECONDS = 2.0
 BOM = "\ufeff"
 
 
 @dataclass
-class Services:
-    settings: Settings
-    jobs: Jobs
-    source: Source
-    storage: Storage
+class Services(Core):
+    """The worker's services: the core it shares with the hub, and its pool of part writers."""
+
     writers: PartWriters
 
 
@@ -58,7 +57,7 @@ def header_line(assessments: Sequence[str]) -> bytes:
 class Progress:
     """Tells the mentor how far along the report is, at most twice a second."""
 
-    def __init__(self, jobs: Jobs, job: dict[str, str], total: int) -> None:
+    def __init__(self, jobs: Jobs, job: Job, total: int) -> None:
         self._jobs = jobs
         self._job = job
         self.total = total
@@ -68,20 +67,20 @@ class Progress:
     async def advance(self, rows: int) -> None:
         self.rows += rows
         now = time.monotonic()
-        if now - self._last < PROGRESS_EVERY:
+        if now - self._last < PROGRESS_EVERY_SECONDS:
             return
         self._last = now
         percent = min(99, self.rows * 100 // self.total) if self.total else 0
-        event = events.body(
-            "report.progress", self._job["jobId"], self._job["batchId"], rows=self.rows, total=self.total,
+        event = events.draft(
+            "report.progress", self._job.job_id, self._job.batch_id, rows=self.rows, total=self.total,
             percent=percent,
         )  # fmt: skip
         await self._jobs.transition(self._job, event=event, rows=self.rows)
 
 
-async def _write(services: Services, job: dict[str, str], key: str) -> tuple[int, int]:
+async def _write(services: Services, job: Job, key: str) -> tuple[int, int]:
     source = services.source
-    batch = await source.batch(job["batchId"])
+    batch = await source.batch(job.batch_id)
     if batch is None:
         raise ReportFailed("BATCH_NOT_FOUND")
     assessments = await source.assessments(batch.course_id)
@@ -97,32 +96,31 @@ async def _write(services: Services, job: dict[str, str], key: str) -> tuple[int
             # Line ends count rows closely enough for a progress bar (a cell may hold a line break).
             await progress.advance(chunk.count(b"\n"))
 
-    size = await services.storage.put(key, chunks(), job["fileName"])
+    size = await services.storage.put(key, chunks(), job.file_name)
     return tally.rows, size
 
 
-async def _heartbeat(jobs: Jobs, job: dict[str, str]) -> None:
+async def _heartbeat(jobs: Jobs, job: Job) -> None:
     """Proof of life for the sweeper: a job whose heartbeat stops is handed to another worker. A Redis
     hiccup skips a beat rather than ending the heartbeat for good."""
     while True:
         with contextlib.suppress(RedisError):
             await jobs.transition(job, heartbeat=now_ms())
-        await asyncio.sleep(HEARTBEAT_EVERY)
+        await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
 
 
-async def _make(services: Services, job: dict[str, str]) -> None:
-    """One run of a job, into a key of its own: a run that loses a race to another worker (after a
-    stale heartbeat) can then only ever delete its own file, never the one the mentor was sent."""
-    key = run_key(job)
+async def _make(services: Services, job: Job) -> None:
+    """One run of a job, into a key of its own (`Job.run_key`)."""
+    key = job.run_key()
     async with asyncio.timeout(services.settings.report_timeout):
         rows, size = await _write(services, job, key)
-    url, expires_at = await services.storage.download_url(job["jobId"], key)
-    completed = events.body(
-        "report.completed", job["jobId"], job["batchId"], downloadUrl=url, expiresAt=expires_at,
-        fileName=job["fileName"], rows=rows, bytes=size,
+    url, expires_at = await services.storage.download_url(job.job_id, key)
+    completed = events.draft(
+        "report.completed", job.job_id, job.batch_id, downloadUrl=url, expiresAt=expires_at,
+        fileName=job.file_name, rows=rows, bytes=size,
     )  # fmt: skip
     if not await services.jobs.transition(
-        job, SUCCESS, completed, completedAt=now_ms(), rows=rows, bytes=size, key=key
+        job, Status.SUCCESS, completed, completedAt=now_ms(), rows=rows, bytes=size, key=key
     ):
         await services.storage.delete(key)  # the job had already ended: this file was never announced
 
@@ -133,13 +131,13 @@ async def generate_report(ctx: dict[str, Any], job_id: str) -> str:
     job = await jobs.get(job_id)
     if job is None:
         return "unknown job"
-    if job["status"] in TERMINAL:
-        return f"already {job['status']}"
-    await jobs.transition(job, PROCESSING, startedAt=now_ms())
+    if job.status.ended:
+        return f"already {job.status}"
+    await jobs.transition(job, Status.PROCESSING, startedAt=now_ms())
     heartbeat = asyncio.create_task(_heartbeat(jobs, job))
     try:
         await _make(services, job)
-        return SUCCESS
+        return Status.SUCCESS.value
     except ReportFailed as failure:
         reason = failure.reason
     except SourceError as exc:

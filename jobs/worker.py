@@ -1,4 +1,5 @@
-"""The arq worker that makes reports. Run it with `hub worker`, or `arq jobs.worker.WorkerSettings`.
+"""The arq worker that makes reports, built in one place (`create_worker`) for every way it runs:
+`hub worker`, `hub dev`, the tests, and `arq jobs.worker.WorkerSettings`.
 
 It checks the source and the storage before taking any job, so a wrong `SOURCE_URL` or
 `STORAGE_URL` stops it at start with one line instead of failing every mentor's report later.
@@ -9,44 +10,38 @@ from __future__ import annotations
 from typing import Any
 
 from arq import func
+from arq.worker import Worker
 
-from hub.config import ConfigError, Settings, load, require_link_secret, require_redis
+from hub.config import Settings, load, require_link_secret, require_redis
 from hub.connections import redis_settings
-from hub.events import EventLog
-from hub.reports import JOB_FUNCTION, Jobs
-from hub.source import SourceError, open_source
-from hub.storage import Storage
+from hub.reports import JOB_FUNCTION
+from hub.services import open_core
 from jobs.parts import PartWriters
 from jobs.report import Services, generate_report
+
+# Reports one worker process makes at once; each is split over the part writers.
+MAX_JOBS = 4
+# arq polls its queue; the default half second would be most of a small report's latency.
+POLL_DELAY_SECONDS = 0.05
+KEEP_RESULT_SECONDS = 3600
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
-    source = open_source(settings.source_url)
-    try:
-        await source.check()
-    except SourceError as exc:
-        raise ConfigError(f"SOURCE_URL cannot be read: {exc}") from None
-    storage = Storage(settings)
-    try:
-        await storage.check()
-    except Exception as exc:
-        raise ConfigError(f"STORAGE_URL cannot be used: {exc}") from None
-    jobs = Jobs(ctx["redis"], EventLog(ctx["redis"], settings.event_retention), storage,
-                settings.report_timeout, settings.max_tries)  # fmt: skip
+    core = await open_core(settings, ctx["redis"])
     writers = PartWriters(settings.report_parts)
     await writers.start()
-    ctx["services"] = Services(settings=settings, jobs=jobs, source=source, storage=storage, writers=writers)
+    ctx["services"] = Services(**core.parts(), writers=writers)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     if "services" in ctx:
         ctx["services"].writers.close()
-        await ctx["services"].source.close()
+        await ctx["services"].close()
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments of arq's Worker; `hub worker`, `hub dev` and the tests share them."""
+    """arq's Worker arguments; the one description of a report worker."""
     require_link_secret(settings)
     return {
         "functions": [
@@ -62,12 +57,16 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "on_startup": startup,
         "on_shutdown": shutdown,
         "ctx": {"settings": settings},
-        "max_jobs": 4,
-        # arq polls its queue; the default half second would be most of a small report's latency.
-        "poll_delay": 0.05,
-        "keep_result": 3600,
-        "handle_signals": True,
+        "max_jobs": MAX_JOBS,
+        "poll_delay": POLL_DELAY_SECONDS,
+        "keep_result": KEEP_RESULT_SECONDS,
     }
+
+
+def create_worker(settings: Settings, handle_signals: bool = True) -> Worker:
+    """A worker of its own process handles SIGINT and SIGTERM; one sharing a process (`hub dev`, the
+    tests) leaves signals to its host."""
+    return Worker(**worker_options(settings), handle_signals=handle_signals)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,5 @@
-"""Fixtures: a real Valkey, a seeded SQLite source, a hub on a real port and an arq worker beside it.
+"""Fixtures: a real Valkey, a seeded SQLite source, a hub on a real port and an arq worker beside it
+(helpers the tests share are in `helpers.py`).
 
 With `REDIS_URL` set the tests use that server; otherwise one embedded Valkey serves the session and
 is flushed before every test.
@@ -6,11 +7,8 @@ is flushed before every test.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +20,11 @@ from redis.asyncio import Redis
 
 from hub.app import create_app
 from hub.config import Settings, load
-from hub.embedded import embedded_redis
+from hub.embedded import embedded_redis, free_port
 from hub.identity import mint_token
 from hub.source import Source, open_source
 from hub.source.seed import seed
-from jobs.worker import worker_options
-
-SECRET = "test-secret-that-is-long-enough-for-hs256"
-MENTOR = "mentor-0001"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import MENTOR, SECRET, Call, running_worker
 
 
 @pytest.fixture(scope="session")
@@ -98,21 +87,6 @@ async def hub(settings: Settings, redis: Redis, batch: dict[str, Any]) -> AsyncI
     await server.close()
 
 
-@contextlib.asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[Worker]:
-    """An arq worker in this event loop, as `hub worker` would run it."""
-    running = Worker(**{**worker_options(settings), "handle_signals": False})
-    task = asyncio.create_task(running.main())
-    try:
-        yield running
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        with contextlib.suppress(asyncio.CancelledError):  # a job cut short re-raises its cancellation here
-            await running.close()
-
-
 @pytest.fixture
 async def worker(settings: Settings, redis: Redis) -> AsyncIterator[Worker]:
     async with running_worker(settings) as running:
@@ -131,9 +105,6 @@ def token() -> Callable[..., str]:
 async def http(hub: TestServer) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(base_url=str(hub.make_url(""))) as session:
         yield session
-
-
-Call = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
 
 
 @pytest.fixture
@@ -162,12 +133,3 @@ def socket_url(hub: TestServer, http: aiohttp.ClientSession, token: Callable[...
         return url + (f"&lastEventId={last_event_id}" if last_event_id else "")
 
     return make
-
-
-async def next_event(ws: aiohttp.ClientWebSocketResponse, event_type: str, within: float = 15) -> dict:
-    """Reads frames until one of `event_type` arrives (progress frames may come first)."""
-    async with asyncio.timeout(within):
-        while True:
-            frame = await ws.receive_json()
-            if frame["type"] == event_type:
-                return frame

@@ -9,9 +9,9 @@ import aiohttp
 import jwt
 import pytest
 
-from hub.app import HUB
+from hub.request import HUB
 from hub.source.seed import seed
-from tests.conftest import MENTOR, SECRET, Call, next_event
+from tests.helpers import MENTOR, SECRET, Call, next_event
 
 BATCH = "batch-0001"
 SUBMIT = "/v1/reports/course-progress"
@@ -139,7 +139,7 @@ async def test_a_tampered_or_expired_download_link_is_forbidden(
     expired_at = int(time.time()) - 1
     from hub.storage import sign
 
-    key = (await hub.app[HUB].jobs.get(ready["jobId"]))["key"]
+    key = (await hub.app[HUB].jobs.get(ready["jobId"])).key
     expired = f"{base}?expires={expired_at}&sig={sign(settings.link_secret, ready['jobId'], key, expired_at)}"
     async with aiohttp.ClientSession() as anonymous:
         for link in (tampered, expired, base):

@@ -22,7 +22,7 @@ from arq.worker import Worker
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from hub.config import Settings
-from tests.conftest import MENTOR, Call, next_event, running_worker
+from tests.helpers import MENTOR, Call, next_event, running_worker
 
 BATCH = "batch-0001"
 COURSE = "do_course_0001"

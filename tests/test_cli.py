@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from hub.identity import TokenVerifier
-from tests.conftest import SECRET
+from tests.helpers import SECRET
 
 
 def hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.conftest import Call
+from tests.helpers import Call
 
 PORTAL = "https://diksha.gov.in"
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from hub.source.schema import HEADER
-from tests.conftest import MENTOR, Call, next_event
+from tests.helpers import MENTOR, Call, next_event
 
 BATCH = "batch-0001"
 RISKY = {

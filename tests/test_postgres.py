@@ -26,8 +26,10 @@ import orjson
 import pytest
 from arq.worker import Worker
 from asyncpg.cursor import Cursor
+from redis.asyncio import Redis
 
 from hub.config import ConfigError, Settings
+from hub.embedded import free_port
 from hub.source import Source, SourceError, postgres
 from hub.source.postgres import PostgresSource
 from hub.source.schema import LAST_KEY, TABLES
@@ -36,7 +38,7 @@ from hub.source.sqlite import SqliteSource
 from jobs import parts
 from jobs.worker import startup
 from tests import pg_cluster
-from tests.conftest import MENTOR, Call, free_port, next_event, running_worker
+from tests.helpers import MENTOR, Call, next_event, running_worker
 from tests.pg_cluster import with_database
 
 postgres_server = pg_cluster.postgres_server
@@ -296,11 +298,11 @@ async def test_a_source_that_cannot_answer_fails_check_with_a_clear_message(
 
 
 async def test_a_worker_whose_postgres_is_unreachable_stops_at_start_naming_source_url(
-    settings: Settings,
+    settings: Settings, redis: Redis
 ) -> None:
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/hub"
     with pytest.raises(ConfigError, match=r"^SOURCE_URL cannot be read: cannot reach the PostgreSQL source"):
-        await startup({"settings": settings.with_(source_url=dead)})
+        await startup({"settings": settings.with_(source_url=dead), "redis": redis})
 
 
 async def test_a_report_whose_postgres_goes_away_fails_with_source_error(

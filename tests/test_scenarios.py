@@ -14,9 +14,10 @@ import aiohttp
 import pytest
 from arq.worker import Worker
 
+from hub import keys
 from hub.config import Settings
 from hub.source.seed import seed
-from tests.conftest import MENTOR, Call, next_event, running_worker
+from tests.helpers import MENTOR, Call, next_event, running_worker
 
 BATCH = "batch-0001"
 FAILED_MESSAGE = "Download has failed. Please try again after sometime"
@@ -123,7 +124,7 @@ async def test_fifty_simultaneous_clicks_make_exactly_one_job(call: Call, redis)
     job_ids = {body["result"]["jobId"] for _, body in results}
     assert len(job_ids) == 1
     assert await redis.zcard("arq:queue") == 1
-    duplicates = [e for _, e in await redis.xrange(f"hub:events:{MENTOR}") if b"report.duplicate" in e[b"e"]]
+    duplicates = [e for _, e in await redis.xrange(keys.user_events(MENTOR)) if b"report.duplicate" in e[b"e"]]
     assert len(duplicates) == 49
 
 

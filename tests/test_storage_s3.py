@@ -27,7 +27,7 @@ from yarl import URL
 
 from hub.config import Settings, load
 from hub.storage import Storage, StorageError, cloud_options
-from tests.conftest import Call, next_event
+from tests.helpers import Call, next_event
 from tests.seaweed import Seaweed, seaweed_server
 
 BUCKET = "reports"

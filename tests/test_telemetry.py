@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from hub.config import Settings
-from tests.conftest import MENTOR, Call
+from tests.helpers import MENTOR, Call
 
 BATCH = "batch-0001"
 

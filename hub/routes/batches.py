@@ -5,33 +5,32 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.access import batch_for
-from hub.app import api, hub_of, principal
-from hub.envelope import respond
+from hub.request import Result, api, caller, hub_of
+from hub.routes.views import job_view
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/v1/mentor/batches")
 @api("api.mentor.batches")
-async def mentor_batches(request: web.Request) -> web.Response:
-    who = principal(request)
-    return respond("api.mentor.batches", {"batches": await hub_of(request).source.mentor_batches(who.user_id)})
+async def mentor_batches(request: web.Request) -> Result:
+    who = caller(request)
+    return {"batches": await hub_of(request).source.mentor_batches(who.user_id)}
 
 
 @routes.get("/v1/batches/{batchId}/dashboard")
 @api("api.batch.dashboard")
-async def dashboard(request: web.Request) -> web.Response:
-    who = principal(request)
+async def dashboard(request: web.Request) -> Result:
+    who = caller(request)
     hub = hub_of(request)
     batch = await batch_for(hub.source, who, request.match_info["batchId"])
     figures = await hub.source.dashboard(batch.batch_id)
     latest = await hub.jobs.recent(who.user_id, batch.batch_id, limit=1)
-    result = {
+    return {
         "batchId": batch.batch_id,
         "courseId": batch.course_id,
         "courseName": batch.course_name,
         "name": batch.name,
         **figures,
-        "latestJob": await hub.jobs.view(latest[0]) if latest else None,
+        "latestJob": await job_view(latest[0], hub.storage) if latest else None,
     }
-    return respond("api.batch.dashboard", result)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.app import api, hub_of
-from hub.envelope import HubError
-from hub.reports import SUCCESS, storage_key
-from hub.storage import content_disposition, link_is_valid
+from hub import errors
+from hub.job import Status
+from hub.request import api, hub_of
+from hub.storage import CSV_TYPE, content_disposition, link_is_valid
 
 routes = web.RouteTableDef()
 
@@ -17,20 +17,19 @@ routes = web.RouteTableDef()
 async def download(request: web.Request) -> web.StreamResponse:
     hub = hub_of(request)
     job = await hub.jobs.get(request.match_info["jobId"])
+    if job is None or job.status != Status.SUCCESS or job.key is None or hub.storage.local_root is None:
+        raise errors.FILE_NOT_FOUND()
     expires, signature = request.query.get("expires", ""), request.query.get("sig", "")
-    if job is None or job["status"] != SUCCESS or hub.storage.local_root is None:
-        raise HubError(404, "FILE_NOT_FOUND", "This report file does not exist (any more).")
-    key = storage_key(job)
-    if not link_is_valid(hub.settings.link_secret, job["jobId"], key, expires, signature):
-        raise HubError(403, "LINK_EXPIRED", "This download link is invalid or has expired; ask for a fresh one.")
-    path = hub.storage.local_path(key)
+    if not link_is_valid(hub.settings.link_secret, job.job_id, job.key, expires, signature):
+        raise errors.LINK_EXPIRED()
+    path = hub.storage.local_path(job.key)
     if not path.is_file():
-        raise HubError(404, "FILE_NOT_FOUND", "This report file does not exist (any more).")
+        raise errors.FILE_NOT_FOUND()
     return web.FileResponse(
         path,
         headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": content_disposition(job["fileName"]),
+            "Content-Type": CSV_TYPE,
+            "Content-Disposition": content_disposition(job.file_name),
             "Cache-Control": "private, no-store",
         },
     )

@@ -6,10 +6,10 @@ import asyncio
 
 from aiohttp import web
 
-from hub.app import hub_of
+from hub.request import hub_of
 
 routes = web.RouteTableDef()
-CHECK_TIMEOUT = 3.0
+CHECK_TIMEOUT_SECONDS = 3.0
 
 
 @routes.get("/healthz")
@@ -24,7 +24,7 @@ async def readyz(request: web.Request) -> web.Response:
     results = {}
     for name, check in checks.items():
         try:
-            await asyncio.wait_for(check, CHECK_TIMEOUT)
+            await asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS)
             results[name] = "ok"
         except Exception as exc:
             results[name] = f"failed: {type(exc).__name__}"

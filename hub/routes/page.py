@@ -1,13 +1,15 @@
-"""The course dashboard page: static files from `web/`, no build step."""
+"""The course dashboard page: the static files of `web/` (packaged as `hub.web`), no build step."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib.resources import as_file, files
 
 from aiohttp import web
 
 routes = web.RouteTableDef()
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+# Installed from a wheel or in place (`pip install -e`), the files are on disk either way.
+with as_file(files("hub.web")) as WEB_DIR:
+    pass
 
 
 @routes.get("/")

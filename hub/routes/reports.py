@@ -6,18 +6,20 @@ import logging
 
 from aiohttp import web
 
-from hub import events
+from hub import errors, events
 from hub.access import batch_for
-from hub.app import api, budgeted, hub_of, principal
-from hub.envelope import HubError, json_object, respond, string_field
+from hub.envelope import json_object, string_field
+from hub.job import Status
+from hub.request import Result, api, budgeted, caller, hub_of
+from hub.routes.views import job_view
 
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)
 
 
 @routes.post("/v1/reports/course-progress")
-@api("api.report.submit")
-async def submit(request: web.Request) -> web.Response:
+@api("api.report.submit", status=202)
+async def submit(request: web.Request) -> Result:
     who = await budgeted(request, "submit")
     hub = hub_of(request)
     batch_id = string_field(await json_object(request), "batchId")
@@ -25,9 +27,9 @@ async def submit(request: web.Request) -> web.Response:
     submission = await hub.jobs.submit(who.user_id, batch.batch_id, batch.course_id)
     if not submission.created:
         hub.metrics.requests.labels("duplicate").inc()
-        duplicate = events.body("report.duplicate", submission.job_id, batch.batch_id)
-        await hub.log.emit(who.user_id, submission.job_id, duplicate)
-        raise HubError(409, "DOWNLOAD_IN_PROGRESS", events.MESSAGES["report.duplicate"], {"jobId": submission.job_id})
+        duplicate = events.draft("report.duplicate", submission.job_id, batch.batch_id)
+        await hub.events.emit(who.user_id, submission.job_id, duplicate)
+        raise errors.DOWNLOAD_IN_PROGRESS({"jobId": submission.job_id})
     try:
         await hub.jobs.enqueue(submission.job_id)
     except Exception:
@@ -35,31 +37,30 @@ async def submit(request: web.Request) -> web.Response:
         job = await hub.jobs.get(submission.job_id)
         if job:
             await hub.jobs.fail(job, "ENQUEUE_FAILED")
-        raise HubError(503, "SERVICE_UNAVAILABLE", "The report could not be started; please try again.") from None
+        raise errors.NOT_STARTED() from None
     hub.metrics.requests.labels("submitted").inc()
-    result = {"jobId": submission.job_id, "batchId": batch.batch_id, "status": "SUBMITTED"}
-    return respond("api.report.submit", result, status=202)
+    return {"jobId": submission.job_id, "batchId": batch.batch_id, "status": Status.SUBMITTED.value}
 
 
 @routes.get("/v1/reports/jobs/{jobId}")
 @api("api.report.job.read")
-async def read_job(request: web.Request) -> web.Response:
-    who = principal(request)
+async def read_job(request: web.Request) -> Result:
+    who = caller(request)
     hub = hub_of(request)
     job = await hub.jobs.get(request.match_info["jobId"])
     if job is None:
-        raise HubError(404, "JOB_NOT_FOUND", "There is no report job with this id.")
+        raise errors.JOB_NOT_FOUND()
     if not who.is_support:
-        if job["requestedBy"] != who.user_id:
-            raise HubError(403, "NOT_YOUR_JOB", "This report job was requested by someone else.")
-        await batch_for(hub.source, who, job["batchId"])
-    return respond("api.report.job.read", await hub.jobs.view(job))
+        if job.requested_by != who.user_id:
+            raise errors.NOT_YOUR_JOB()
+        await batch_for(hub.source, who, job.batch_id)
+    return await job_view(job, hub.storage)
 
 
 @routes.get("/v1/reports/jobs")
 @api("api.report.job.list")
-async def list_jobs(request: web.Request) -> web.Response:
-    who = principal(request)
+async def list_jobs(request: web.Request) -> Result:
+    who = caller(request)
     hub = hub_of(request)
     batch_id = request.query.get("batchId") or None
     if batch_id is not None:
@@ -67,9 +68,9 @@ async def list_jobs(request: web.Request) -> web.Response:
     allowed: dict[str, bool] = {}
     jobs = []
     for job in await hub.jobs.recent(who.user_id, batch_id):
-        if job["batchId"] not in allowed:
-            batch = await hub.source.batch(job["batchId"])
-            allowed[job["batchId"]] = batch is not None and batch.allows(who.user_id)
-        if allowed[job["batchId"]]:
-            jobs.append(await hub.jobs.view(job))
-    return respond("api.report.job.list", {"jobs": jobs})
+        if job.batch_id not in allowed:
+            batch = await hub.source.batch(job.batch_id)
+            allowed[job.batch_id] = batch is not None and batch.allows(who.user_id)
+        if allowed[job.batch_id]:
+            jobs.append(await job_view(job, hub.storage))
+    return {"jobs": jobs}

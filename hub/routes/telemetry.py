@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.app import api, budgeted, hub_of
-from hub.envelope import HubError, json_object, respond
+from hub import errors
+from hub.envelope import json_object
 from hub.identity import user_id_of
+from hub.request import Result, api, budgeted, hub_of
 from hub.telemetry import check_batch
 
 routes = web.RouteTableDef()
@@ -14,13 +15,13 @@ routes = web.RouteTableDef()
 
 @routes.post("/v1/telemetry")
 @api("api.telemetry")
-async def telemetry(request: web.Request) -> web.Response:
+async def telemetry(request: web.Request) -> Result:
     who = await budgeted(request, "telemetry")
     hub = hub_of(request)
     events = check_batch(await json_object(request))
     strangers = [i for i, event in enumerate(events) if user_id_of(str(event["actor"]["id"])) != who.user_id]
     if strangers:
-        raise HubError(403, "NOT_YOUR_TELEMETRY", f"Event {strangers[0]}: actor.id must be the signed-in user.")
+        raise errors.NOT_YOUR_TELEMETRY(index=strangers[0])
     await hub.telemetry.keep(events)
     hub.metrics.telemetry.inc(len(events))
-    return respond("api.telemetry", {"accepted": len(events)})
+    return {"accepted": len(events)}

@@ -6,60 +6,9 @@ the same tables (`schema.py`) and answer the same questions through `Source`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from hub.source.model import Batch, Source, SourceError
 
-
-class SourceError(Exception):
-    """The source cannot answer (unreachable, missing file, broken rows); the message says why."""
-
-
-@dataclass(frozen=True)
-class Batch:
-    batch_id: str
-    course_id: str
-    course_name: str
-    name: str
-    status: int
-    start_date: str | None
-    end_date: str | None
-    created_by: str
-    mentors: frozenset[str] = field(default_factory=frozenset)
-
-    def allows(self, user_id: str) -> bool:
-        return user_id == self.created_by or user_id in self.mentors
-
-
-class Source(Protocol):
-    async def check(self) -> None: ...
-
-    async def batch(self, batch_id: str) -> Batch | None: ...
-
-    async def mentor_batches(self, user_id: str) -> list[dict[str, Any]]: ...
-
-    async def dashboard(self, batch_id: str) -> dict[str, Any]: ...
-
-    async def assessments(self, course_id: str) -> list[str]: ...
-
-    async def participant_count(self, batch_id: str) -> int: ...
-
-    async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
-        """`parts - 1` user ids that split the batch into parts of equal size, in report order."""
-        ...
-
-    async def write_csv(self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, out: BinaryIO) -> int:
-        """Writes the report rows of participants `lower <= user_id < upper` to `out`, streaming;
-        returns how many rows it wrote."""
-        ...
-
-    async def insert(self, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int: ...
-
-    async def analyze(self) -> None:
-        """Refreshes the planner's statistics after a bulk load, so the first report gets a good plan."""
-        ...
-
-    async def close(self) -> None: ...
+__all__ = ["Batch", "Source", "SourceError", "open_source"]
 
 
 def open_source(url: str) -> Source:
@@ -70,37 +19,3 @@ def open_source(url: str) -> Source:
     from hub.source.postgres import PostgresSource
 
     return PostgresSource(url)
-
-
-def summarize(totals: Sequence[Any], buckets: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
-    """The dashboard figures from the two aggregate queries, the same for every source."""
-    enrolled, completed, in_progress, average, certificates = totals
-    histogram = [0] * 10
-    for bucket, count in buckets:
-        histogram[int(bucket)] = int(count)
-    enrolled = int(enrolled or 0)
-    completed = int(completed or 0)
-    in_progress = int(in_progress or 0)
-    return {
-        "enrolled": enrolled,
-        "completed": completed,
-        "inProgress": in_progress,
-        "notStarted": enrolled - completed - in_progress,
-        "averageProgress": round(float(average or 0), 1),
-        "certificatesIssued": int(certificates or 0),
-        "histogram": histogram,
-    }
-
-
-def batch_row(row: Sequence[Any]) -> dict[str, Any]:
-    batch_id, course_id, course_name, name, status, start, end, count = row
-    return {
-        "batchId": batch_id,
-        "courseId": course_id,
-        "courseName": course_name,
-        "name": name,
-        "status": int(status),
-        "startDate": start,
-        "endDate": end,
-        "participantCount": int(count),
-    }

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from asyncpg.cursor import Cursor
 
-from hub.source import Batch, SourceError, batch_row, summarize
+from hub.source.model import Batch, SourceError, batch_row, summarize
 from hub.source.schema import (
     CHUNK_ROWS,
     TABLES,

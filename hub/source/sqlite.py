@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from hub.source import Batch, SourceError, batch_row, summarize
+from hub.source.model import Batch, SourceError, batch_row, summarize
 from hub.source.schema import (
     CHUNK_ROWS,
     TABLES,

@@ -1,0 +1,63 @@
+"""Every error a client can be answered with, declared once: its HTTP status, its stable code (`params.err`)
+and the sentence a person reads (`params.errmsg`). Handlers raise `NAME()` (or `NAME(detail=...)` where
+the sentence names something); the envelope middleware turns it into the contract's answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class HubError(Exception):
+    """An error the caller can act on; `errmsg` is shown to people, `code` is for programs."""
+
+    def __init__(self, status: int, code: str, errmsg: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(errmsg)
+        self.status = status
+        self.code = code
+        self.errmsg = errmsg
+        self.result = result or {}
+
+
+@dataclass(frozen=True)
+class Problem:
+    status: int
+    code: str
+    message: str  # a `str.format` template; its fields are the keyword arguments of the call
+
+    def __call__(self, result: dict[str, Any] | None = None, **details: object) -> HubError:
+        return HubError(self.status, self.code, self.message.format(**details), result)
+
+
+# The request itself
+EMPTY_BODY = Problem(400, "INVALID_REQUEST", "The request body is empty; send a JSON object.")
+INVALID_JSON = Problem(400, "INVALID_JSON", "The request body is not valid JSON.")
+NOT_AN_OBJECT = Problem(400, "INVALID_REQUEST", "The request body must be a JSON object.")
+FIELD_REQUIRED = Problem(400, "INVALID_REQUEST", "'{name}' is required and must be a non-empty string.")
+FIELD_TOO_LONG = Problem(400, "INVALID_REQUEST", "'{name}' must be at most {limit} characters.")
+REQUEST_TOO_LARGE = Problem(400, "REQUEST_TOO_LARGE", "The request body is over {limit} bytes.")
+INVALID_EVENT_ID = Problem(400, "INVALID_EVENT_ID", "The event id must look like '1732435200000-0'.")
+INVALID_TELEMETRY = Problem(400, "INVALID_TELEMETRY", "{detail}")
+# Who is calling
+NO_BEARER = Problem(401, "UNAUTHORIZED", "Send 'Authorization: Bearer <token>' with this request.")
+UNTRUSTED_TOKEN = Problem(401, "UNAUTHORIZED", "The access token is missing, malformed or not trusted.")
+TOKEN_EXPIRED = Problem(401, "TOKEN_EXPIRED", "Your session has expired. Please sign in again.")
+INVALID_TICKET = Problem(401, "INVALID_TICKET", "The ticket is unknown, used or expired; ask for a new one.")
+ORIGIN_NOT_ALLOWED = Problem(403, "ORIGIN_NOT_ALLOWED", "WebSocket connections from {origin} are not allowed.")
+# What they may do
+NOT_A_MENTOR = Problem(403, "NOT_A_MENTOR", "Only a mentor or the creator of this batch can do this.")
+NOT_YOUR_JOB = Problem(403, "NOT_YOUR_JOB", "This report job was requested by someone else.")
+NOT_SUPPORT = Problem(403, "NOT_SUPPORT", "Only support staff (role SUPPORT) can read job timelines.")
+NOT_YOUR_TELEMETRY = Problem(403, "NOT_YOUR_TELEMETRY", "Event {index}: actor.id must be the signed-in user.")
+LINK_EXPIRED = Problem(403, "LINK_EXPIRED", "This download link is invalid or has expired; ask for a fresh one.")
+TOO_MANY_REQUESTS = Problem(429, "TOO_MANY_REQUESTS", "Too many requests; please wait a minute and try again.")
+# What they asked for
+BATCH_NOT_FOUND = Problem(404, "BATCH_NOT_FOUND", "There is no batch with id '{batch_id}'.")
+JOB_NOT_FOUND = Problem(404, "JOB_NOT_FOUND", "There is no report job with this id.")
+FILE_NOT_FOUND = Problem(404, "FILE_NOT_FOUND", "This report file does not exist (any more).")
+NOTHING_TO_REPLAY = Problem(404, "NOTHING_TO_REPLAY", "This job has no notification to replay yet.")
+DOWNLOAD_IN_PROGRESS = Problem(409, "DOWNLOAD_IN_PROGRESS", "Download in-progress. Please try after sometime")
+# Our side
+NOT_STARTED = Problem(503, "SERVICE_UNAVAILABLE", "The report could not be started; please try again.")
+SERVER_ERROR = Problem(500, "SERVER_ERROR", "Something went wrong on our side; please try again.")

@@ -1,0 +1,87 @@
+"""A report job as every part of the hub sees it: a frozen record with a status, decoded from its Redis
+hash in one place (`Job.decode`), so routes, worker, sweeper and support never read raw fields.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    SUBMITTED = "SUBMITTED"
+    PROCESSING = "PROCESSING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+
+    @property
+    def ended(self) -> bool:
+        return self in (Status.SUCCESS, Status.FAILED)
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    batch_id: str
+    course_id: str
+    requested_by: str
+    status: Status
+    submitted_at: int  # epoch milliseconds, like every time below
+    file_name: str
+    started_at: int | None = None
+    completed_at: int | None = None
+    rows: int | None = None
+    bytes: int | None = None
+    error: str | None = None
+    key: str | None = None  # where the run that succeeded stored the file
+    heartbeat: int | None = None
+
+    @classmethod
+    def decode(cls, record: dict[bytes, bytes]) -> Job | None:
+        """The job in a Redis hash, or None for an empty one (a job that does not exist, or expired)."""
+        if not record:
+            return None
+        raw = {name.decode(): value.decode() for name, value in record.items()}
+
+        def number(name: str) -> int | None:
+            return int(raw[name]) if raw.get(name) else None
+
+        return cls(
+            job_id=raw["jobId"],
+            batch_id=raw["batchId"],
+            course_id=raw["courseId"],
+            requested_by=raw["requestedBy"],
+            status=Status(raw["status"]),
+            submitted_at=int(raw["submittedAt"]),
+            file_name=raw["fileName"],
+            started_at=number("startedAt"),
+            completed_at=number("completedAt"),
+            rows=number("rows"),
+            bytes=number("bytes"),
+            error=raw.get("error") or None,
+            key=raw.get("key") or None,
+            heartbeat=number("heartbeat"),
+        )
+
+    def encode(self) -> dict[str, str]:
+        """The fields a new job's hash starts with; later changes are written by `Jobs.transition`."""
+        return {
+            "jobId": self.job_id,
+            "batchId": self.batch_id,
+            "courseId": self.course_id,
+            "requestedBy": self.requested_by,
+            "status": self.status.value,
+            "submittedAt": str(self.submitted_at),
+            "fileName": self.file_name,
+        }
+
+    def run_key(self) -> str:
+        """Where one run of the job writes its file: a key of its own, so a run that loses a race can only
+        ever delete its own file, never the one the mentor was sent."""
+        return f"reports/{self.batch_id}/{self.job_id}/{uuid.uuid4().hex[:8]}/{self.file_name}"
+
+
+def file_name(batch_id: str, when_ms: int) -> str:
+    return f"{batch_id}_progress_{datetime.fromtimestamp(when_ms / 1000, UTC):%Y%m%d}.csv"

@@ -1,0 +1,73 @@
+"""Every Redis key and channel the hub and its workers use, named here and nowhere else (as arq's
+`constants.py` does), so a reader can see the whole keyspace at once and no two modules disagree.
+
+Ids are percent-encoded before they are joined with `:`, so no two (user, batch) pairs share a key:
+user `a` with batch `b:c` and user `a:b` with batch `c` are different guards.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote
+
+import arq.constants
+
+PREFIX = "hub:"
+# Job ids of every job that has not ended, scored by its deadline (ms): what the sweeper walks.
+ACTIVE = PREFIX + "active"
+USER_CHANNEL_PREFIX = PREFIX + "user:"
+# One pattern subscription per hub process receives every user's events.
+USER_CHANNEL_PATTERN = USER_CHANNEL_PREFIX + "*"
+
+
+def _part(value: str) -> str:
+    return quote(value, safe="")
+
+
+def job(job_id: str) -> str:
+    """The job's record (a hash)."""
+    return f"{PREFIX}job:{_part(job_id)}"
+
+
+def guard(user_id: str, batch_id: str) -> str:
+    """Holds the id of the user's running job for the batch: one job per (user, batch) at a time."""
+    return f"{PREFIX}guard:{_part(user_id)}:{_part(batch_id)}"
+
+
+def user_jobs(user_id: str) -> str:
+    """The user's recent job ids, scored by submission time (a sorted set)."""
+    return f"{PREFIX}jobs:{_part(user_id)}"
+
+
+def user_events(user_id: str) -> str:
+    """The user's event log (a bounded stream): what sockets resume from."""
+    return f"{PREFIX}events:{_part(user_id)}"
+
+
+def job_events(job_id: str) -> str:
+    """Every event of one job, in order (a list): what support reads and replays."""
+    return f"{PREFIX}job-events:{_part(job_id)}"
+
+
+def user_channel(user_id: str) -> str:
+    """Where the user's events are published, live."""
+    return USER_CHANNEL_PREFIX + _part(user_id)
+
+
+def user_of_channel(channel: str) -> str:
+    """The user id a channel from `USER_CHANNEL_PATTERN` belongs to, as `user_channel` encoded it."""
+    return unquote(channel[len(USER_CHANNEL_PREFIX) :])
+
+
+def ticket(ticket_id: str) -> str:
+    """A single-use socket ticket (a string that expires)."""
+    return f"{PREFIX}ticket:{_part(ticket_id)}"
+
+
+def budget(action: str, user_id: str, window: int) -> str:
+    """How many requests of `action` the user made in one rate-limit window (a counter that expires)."""
+    return f"{PREFIX}limit:{action}:{_part(user_id)}:{window}"
+
+
+def arq_held(job_id: str) -> tuple[str, str]:
+    """arq's own keys for a job it has queued or is running: while either exists, arq still holds it."""
+    return arq.constants.job_key_prefix + job_id, arq.constants.in_progress_key_prefix + job_id

@@ -1,0 +1,30 @@
+-- Creates a job and its report.submitted event, unless the user already has a job running for the
+-- batch: then returns {0, <that job's id>}. Any number of simultaneous clicks make exactly one job.
+local guard = KEYS[1]
+local job = KEYS[2]
+local user_jobs = KEYS[3]
+local active = KEYS[4]
+local user_events = KEYS[5]
+local job_events = KEYS[6]
+local job_id = ARGV[1]
+local record = cjson.decode(ARGV[2])      -- the job's first fields, name -> string
+local submitted_at = ARGV[3]              -- ms
+local deadline = ARGV[4]                  -- ms: the sweeper fails the job if it has not ended by then
+local guard_seconds = ARGV[5]
+local recent_jobs = tonumber(ARGV[6])     -- how many of the user's jobs `user_jobs` keeps
+local channel = ARGV[7]
+local retention = ARGV[8]
+local keep_seconds = ARGV[9]
+local event = ARGV[10]
+
+local running = redis.call('GET', guard)
+if running then return {0, running} end
+redis.call('SET', guard, job_id, 'EX', guard_seconds)
+for name, value in pairs(record) do redis.call('HSET', job, name, value) end
+redis.call('EXPIRE', job, keep_seconds)
+redis.call('ZADD', user_jobs, submitted_at, job_id)
+redis.call('ZREMRANGEBYRANK', user_jobs, 0, -(recent_jobs + 1))
+redis.call('EXPIRE', user_jobs, keep_seconds)
+redis.call('ZADD', active, deadline, job_id)
+emit(user_events, job_events, channel, retention, keep_seconds, event)
+return {1, job_id}

@@ -1,0 +1,36 @@
+"""The contract's shapes of things, built where answers are built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.envelope import iso
+from hub.job import Job, Status
+from hub.storage import Storage
+
+
+async def job_view(job: Job, storage: Storage) -> dict[str, Any]:
+    """A job as `GET /v1/reports/jobs/{jobId}` shows it; a SUCCESS job gets a freshly minted link at every
+    read, since the one in its `report.completed` event has expired by now."""
+    url = expires_at = None
+    if job.status == Status.SUCCESS and job.key:
+        url, expires_at = await storage.download_url(job.job_id, job.key)
+
+    def when(ms: int | None) -> str | None:
+        return iso(ms) if ms else None
+
+    return {
+        "jobId": job.job_id,
+        "batchId": job.batch_id,
+        "requestedBy": job.requested_by,
+        "status": job.status.value,
+        "submittedAt": when(job.submitted_at),
+        "startedAt": when(job.started_at),
+        "completedAt": when(job.completed_at),
+        "rows": job.rows,
+        "bytes": job.bytes,
+        "fileName": job.file_name,
+        "downloadUrl": url,
+        "expiresAt": expires_at,
+        "error": job.error,
+    }

@@ -1,0 +1,91 @@
+"""The services a request handler or a report job works with, built in one place each.
+
+`Core` is what the hub and every worker share (the event log, jobs, the source, the storage), opened
+and checked by `open_core`; `Hub` adds what only the web server needs. A wrong setting stops the process
+in these builders, with one line naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from arq.connections import ArqRedis, create_pool
+from redis.exceptions import RedisError
+
+from hub.bus import Bus
+from hub.config import REDIS_UNREACHABLE, SOURCE_UNREADABLE, STORAGE_UNUSABLE, ConfigError, Settings
+from hub.connections import redis_settings
+from hub.events import EventLog
+from hub.identity import Tickets, TokenVerifier
+from hub.limits import Limits
+from hub.metrics import Metrics
+from hub.reports import Jobs
+from hub.source import Source, SourceError, open_source
+from hub.storage import Storage, StorageError
+from hub.telemetry import TelemetrySink
+
+
+@dataclass
+class Core:
+    settings: Settings
+    redis: ArqRedis
+    events: EventLog
+    jobs: Jobs
+    source: Source
+    storage: Storage
+
+    def parts(self) -> dict[str, Any]:
+        """The core's services by name, to build a larger set of services around them."""
+        return {field.name: getattr(self, field.name) for field in fields(Core)}
+
+    async def close(self) -> None:
+        await self.source.close()
+
+
+@dataclass
+class Hub(Core):
+    bus: Bus
+    tickets: Tickets
+    verifier: TokenVerifier
+    telemetry: TelemetrySink
+    metrics: Metrics
+    limits: Limits
+
+
+async def connect(settings: Settings) -> ArqRedis:
+    try:
+        return await create_pool(redis_settings(settings.redis_url or ""))
+    except (RedisError, OSError) as exc:
+        raise ConfigError(REDIS_UNREACHABLE.format(exc)) from None
+
+
+async def open_core(settings: Settings, redis: ArqRedis) -> Core:
+    """The shared services, with the source and the storage each checked once."""
+    source = open_source(settings.source_url)
+    try:
+        await source.check()
+    except SourceError as exc:
+        raise ConfigError(SOURCE_UNREADABLE.format(exc)) from None
+    storage = Storage(settings)
+    try:
+        await storage.check()
+    except StorageError as exc:
+        raise ConfigError(STORAGE_UNUSABLE.format(exc)) from None
+    event_log = EventLog(redis, settings.event_retention)
+    jobs = Jobs(redis, event_log, settings)
+    return Core(settings=settings, redis=redis, events=event_log, jobs=jobs, source=source, storage=storage)
+
+
+async def open_hub(settings: Settings) -> Hub:
+    redis = await connect(settings)
+    core = await open_core(settings, redis)
+    return Hub(
+        **core.parts(),
+        bus=Bus(redis),
+        tickets=Tickets(redis),
+        verifier=TokenVerifier(settings),
+        telemetry=TelemetrySink(settings),
+        metrics=Metrics(),
+        limits=Limits(redis, settings.rate_limit),
+    )

@@ -1,0 +1,45 @@
+"""What tests share beyond fixtures: the test users and secret, a worker in the test's event loop, and
+reading a socket up to the event a test waits for."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from arq.worker import Worker
+
+from hub.config import Settings
+from jobs.worker import create_worker
+
+SECRET = "test-secret-that-is-long-enough-for-hs256"
+MENTOR = "mentor-0001"
+
+# `await call("POST", path, json=..., user=...)` -> (status, envelope); see the `call` fixture.
+Call = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[Worker]:
+    """An arq worker in this event loop, as `hub dev` runs it."""
+    running = create_worker(settings, handle_signals=False)
+    task = asyncio.create_task(running.main())
+    try:
+        yield running
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(asyncio.CancelledError):  # a job cut short re-raises its cancellation here
+            await running.close()
+
+
+async def next_event(ws: aiohttp.ClientWebSocketResponse, event_type: str, within: float = 15) -> dict:
+    """Reads frames until one of `event_type` arrives (progress frames may come first)."""
+    async with asyncio.timeout(within):
+        while True:
+            frame = await ws.receive_json()
+            if frame["type"] == event_type:
+                return frame
