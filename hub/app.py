@@ -10,21 +10,23 @@ from aiohttp import web
 
 from hub import sweeper
 from hub.config import Settings
-from hub.middlewares import MAX_BODY_BYTES, cross_origin, envelope_errors
+from hub.middlewares import MAX_BODY_BYTES, cross_origin, envelope_errors, in_flight
 from hub.request import HUB
 from hub.routes import setup_routes
 from hub.services import open_hub
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[cross_origin(settings), envelope_errors])
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES, middlewares=[in_flight, cross_origin(settings), envelope_errors]
+    )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         hub = await open_hub(settings)
         app[HUB] = hub
         await hub.bus.start()
         await hub.telemetry.start()
-        sweeping = asyncio.create_task(sweeper.run(hub.jobs, hub.redis), name="hub-sweeper")
+        sweeping = asyncio.create_task(sweeper.run(hub.jobs, hub.redis, settings), name="hub-sweeper")
         yield
         sweeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -32,10 +33,12 @@ from hub.config import (
 )
 from hub.embedded import embedded_redis
 from hub.identity import mint_token
+from hub.request import HUB
 from hub.source import Source, SourceError, open_source
 from hub.source.seed import seed
 from hub.source.sqlite import sqlite_path
 
+log = logging.getLogger("hub")
 DEMO_MENTOR = "8454cb21-3ce9-4e30-85b5-fade097880d8"
 DEMO_BATCHES = (("01395324524466585601", "do_2139532444811919361", 2500),
                 ("01395324524466585602", "do_2139532444811919362", 400))  # fmt: skip
@@ -50,12 +53,27 @@ class AccessLogger(AbstractAccessLogger):
         self.logger.info('%s "%s %s" %s %.3fs', request.remote, request.method, request.path, response.status, time)
 
 
-async def _serve(settings: Settings) -> None:
-    runner = web.AppRunner(create_app(settings), access_log_class=AccessLogger)
+async def _serve(settings: Settings, drain_on_signals: bool = False) -> None:
+    """Serves until cancelled or, with `drain_on_signals`, until SIGTERM or SIGINT: then it drains (see
+    `Hub.drain`), stops listening, lets in-flight requests finish within DRAIN_GRACE, and returns, so the
+    process exits 0."""
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log_class=AccessLogger, shutdown_timeout=settings.drain_grace_seconds)
     await runner.setup()
+    stop = asyncio.Event()
+    if drain_on_signals:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
-        await asyncio.Event().wait()
+        try:
+            await web.TCPSite(runner, settings.host, settings.port).start()
+        except OSError as exc:
+            raise ConfigError(f"HOST and PORT cannot be listened on ({settings.host}:{settings.port}): "
+                              f"{exc.strerror or exc}") from None  # fmt: skip
+        log.info("serving on %s:%s", settings.host, settings.port)
+        await stop.wait()
+        log.info("draining: sockets are told to go, requests in flight have %ss", settings.drain_grace_seconds)
+        await app[HUB].drain(settings.drain_grace_seconds)
     finally:
         await runner.cleanup()
 
@@ -73,7 +91,7 @@ async def _work(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     require_redis(settings)
     require_verifier(settings)
-    asyncio.run(_serve(settings))
+    asyncio.run(_serve(settings, drain_on_signals=True))
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
@@ -132,6 +150,8 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     # A terminal's Ctrl-C and a supervisor's SIGTERM both end here, so the embedded Valkey stops too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
+    if not os.environ.get("HOST", "").strip():
+        settings = settings.with_(host="127.0.0.1", public_url=settings.public_url)
     if not (settings.jwt_secret or settings.jwt_public_key or settings.jwt_jwks):
         settings = settings.with_(jwt_secret=DEV_JWT_SECRET, link_secret=settings.link_secret or DEV_JWT_SECRET)
     with _redis_for_dev(settings) as settings:

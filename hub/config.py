@@ -7,6 +7,7 @@ read a traceback to learn that `PORT=80a` was the problem.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from urllib.parse import urlparse
 import jwt
 from cryptography.hazmat.primitives import serialization
 
+ALL_INTERFACES = "0.0.0.0"
 DEV_JWT_SECRET = "dev-only-secret-never-use-this-in-production"
 # The object stores' own variables (credentials, endpoint, region...), handed to obstore by hub.storage.
 CLOUD_PREFIXES = ("AWS_", "AZURE_", "GOOGLE_")
@@ -53,6 +55,12 @@ class Settings:
     telemetry_url: str | None
     # Seconds a socket or stream may take to accept a frame before its client is dropped (it resumes later).
     send_timeout_seconds: int
+    # A job no worker has started by then ends `report.failed` (NO_WORKER) instead of waiting for its deadline.
+    queue_wait_seconds: int
+    # How often each hub looks for jobs that can no longer finish.
+    sweep_interval_seconds: float
+    # On SIGTERM, how long requests in flight may take to finish before `hub serve` exits.
+    drain_grace_seconds: float
     storage_env: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
 
     def with_(self, **changes: object) -> Settings:
@@ -72,12 +80,36 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name} must be more than 0 seconds, got {raw}")
+    return value
+
+
 def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
     value = env.get(name, "").strip() or default
     scheme = urlparse(value).scheme
     if scheme not in schemes:
         raise ConfigError(f"{name} must start with one of {', '.join(s + '://' for s in schemes)}, got {value!r}")
     return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """Origins as browsers send them (`https://portal.example.org`, no path), or `*`."""
+    origins = tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        parsed = urlparse(origin)
+        if origin != "*" and (parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path):
+            raise ConfigError(f"ALLOWED_ORIGINS entries must look like https://portal.example.org (or be *), "
+                              f"got {origin!r}")  # fmt: skip
+    return origins
 
 
 def _readable_file(env: Mapping[str, str], name: str) -> str | None:
@@ -112,13 +144,21 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     port = _int(env, "PORT", 8080, minimum=0)
     if port > 65535:
         raise ConfigError(f"PORT must be at most 65535, got {port}")
-    host = env.get("HOST", "").strip() or "127.0.0.1"
+    # Every interface by default, so the Procfile's `web` is reachable on a platform; `hub dev` uses loopback.
+    host = env.get("HOST", "").strip() or ALL_INTERFACES
     jwt_secret = env.get("JWT_SECRET", "").strip() or None
     public_key = _readable_file(env, "JWT_PUBLIC_KEY")
     jwks = _readable_file(env, "JWT_JWKS")
     _check_keys(public_key, jwks)
     link_secret = env.get("LINK_SECRET", "").strip() or jwt_secret or ""
-    origins = tuple(o.strip().rstrip("/") for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip())
+    origins = _origins(env.get("ALLOWED_ORIGINS", ""))
+    public_url = env.get("PUBLIC_URL", "").strip()
+    if public_url:
+        _url(env, "PUBLIC_URL", public_url, ("http", "https"))
+        if not urlparse(public_url).hostname:
+            raise ConfigError(f"PUBLIC_URL must name a host, like https://hub.example.org, got {public_url!r}")
+    else:
+        public_url = f"http://{'127.0.0.1' if host == ALL_INTERFACES else host}:{port}"
     telemetry_url = env.get("TELEMETRY_URL", "").strip() or None
     if telemetry_url:
         _url(env, "TELEMETRY_URL", telemetry_url, ("http", "https"))
@@ -131,7 +171,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         jwt_jwks=jwks,
         host=host,
         port=port,
-        public_url=(env.get("PUBLIC_URL", "").strip() or f"http://{host}:{port}").rstrip("/"),
+        public_url=public_url.rstrip("/"),
         link_ttl=_int(env, "LINK_TTL", 1800),
         link_secret=link_secret,
         allowed_origins=origins,
@@ -144,6 +184,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         telemetry_path=env.get("TELEMETRY_PATH", "").strip() or "./var/telemetry.jsonl",
         telemetry_url=telemetry_url,
         send_timeout_seconds=_int(env, "SEND_TIMEOUT", 10),
+        queue_wait_seconds=_int(env, "QUEUE_WAIT", 120),
+        sweep_interval_seconds=_seconds(env, "SWEEP_INTERVAL", 5.0),
+        drain_grace_seconds=_seconds(env, "DRAIN_GRACE", 10.0),
         storage_env={name: value for name, value in env.items() if name.startswith(CLOUD_PREFIXES)},
     )
 
@@ -164,3 +207,14 @@ def require_verifier(settings: Settings) -> None:
 def require_link_secret(settings: Settings) -> None:
     if not settings.link_secret:
         raise ConfigError("LINK_SECRET (or JWT_SECRET) must be set to sign download links")
+
+
+def require_writable(path: str, name: str) -> None:
+    """A file the process will append to: its folder must exist (or be made) and take a new file."""
+    folder = Path(path).expanduser().resolve().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{name} names a file that cannot be written: {path} ({exc.strerror})") from None

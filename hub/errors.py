@@ -12,12 +12,20 @@ from typing import Any
 class HubError(Exception):
     """An error the caller can act on; `errmsg` is shown to people, `code` is for programs."""
 
-    def __init__(self, status: int, code: str, errmsg: str, result: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        errmsg: str,
+        result: dict[str, Any] | None = None,
+        retry_after_seconds: int | None = None,
+    ) -> None:
         super().__init__(errmsg)
         self.status = status
         self.code = code
         self.errmsg = errmsg
         self.result = result or {}
+        self.retry_after_seconds = retry_after_seconds
 
 
 @dataclass(frozen=True)
@@ -25,9 +33,10 @@ class Problem:
     status: int
     code: str
     message: str  # a `str.format` template; its fields are the keyword arguments of the call
+    retry_after_seconds: int | None = None  # sent as `Retry-After`: when trying again makes sense
 
     def __call__(self, result: dict[str, Any] | None = None, **details: object) -> HubError:
-        return HubError(self.status, self.code, self.message.format(**details), result)
+        return HubError(self.status, self.code, self.message.format(**details), result, self.retry_after_seconds)
 
 
 # The request itself
@@ -59,5 +68,8 @@ FILE_NOT_FOUND = Problem(404, "FILE_NOT_FOUND", "This report file does not exist
 NOTHING_TO_REPLAY = Problem(404, "NOTHING_TO_REPLAY", "This job has no notification to replay yet.")
 DOWNLOAD_IN_PROGRESS = Problem(409, "DOWNLOAD_IN_PROGRESS", "Download in-progress. Please try after sometime")
 # Our side
-NOT_STARTED = Problem(503, "SERVICE_UNAVAILABLE", "The report could not be started; please try again.")
+NOT_STARTED = Problem(503, "SERVICE_UNAVAILABLE", "The report could not be started; please try again.", 5)
+REDIS_AWAY = Problem(503, "SERVICE_UNAVAILABLE", "The hub cannot reach its data store just now; please try again in a "
+                     "moment.", 5)  # fmt: skip
+SHUTTING_DOWN = Problem(503, "SHUTTING_DOWN", "This hub instance is shutting down; connect again.", 1)
 SERVER_ERROR = Problem(500, "SERVER_ERROR", "Something went wrong on our side; please try again.")

@@ -9,7 +9,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from hub.bus import Subscriber
+from hub.bus import CLOSING, Subscriber
 from hub.events import EventLog, frame_id, parse_id
 from hub.identity import Principal
 from hub.services import Hub
@@ -56,6 +56,16 @@ class Feed:
         """The token the connection was opened with has expired: the events stop, as every call would."""
         return time.time() >= self._expires
 
+    @property
+    def open(self) -> bool:
+        """Neither has the token expired nor is the hub going away."""
+        return not (self.expired or self.closing)
+
+    @property
+    def closing(self) -> bool:
+        """The hub is going away (a deploy): the client should resume on another instance."""
+        return self._subscriber is not None and self._subscriber.closing
+
     async def next(self) -> list[str]:
         """The next frames to send, or none when a heartbeat's time (or the token's life) passes quietly."""
         wait = max(0.0, min(HEARTBEAT_SECONDS, self._expires - time.time()))
@@ -69,6 +79,8 @@ class Feed:
             return []
         if frame is None:
             return await self._catch_up()
+        if frame == CLOSING:
+            return []
         event_id = frame_id(frame)
         if parse_id(event_id) <= parse_id(self.last):
             return []

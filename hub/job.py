@@ -28,7 +28,7 @@ class Job:
     course_id: str
     requested_by: str
     status: Status
-    submitted_at: int  # epoch milliseconds, like every time below
+    submitted_at: int  # epoch milliseconds on Redis's clock; the other times are the worker's, for people
     file_name: str
     started_at: int | None = None
     completed_at: int | None = None
@@ -36,7 +36,6 @@ class Job:
     bytes: int | None = None
     error: str | None = None
     key: str | None = None  # where the run that succeeded stored the file
-    heartbeat: int | None = None
 
     @classmethod
     def decode(cls, record: dict[bytes, bytes]) -> Job | None:
@@ -62,11 +61,11 @@ class Job:
             bytes=number("bytes"),
             error=raw.get("error") or None,
             key=raw.get("key") or None,
-            heartbeat=number("heartbeat"),
         )
 
     def encode(self) -> dict[str, str]:
-        """The fields a new job's hash starts with; later changes are written by `Jobs.transition`."""
+        """The fields a job's hash starts with (and is restored from, should Redis lose it); later changes
+        are written by `Jobs.transition`."""
         return {
             "jobId": self.job_id,
             "batchId": self.batch_id,

@@ -14,6 +14,8 @@ import arq.constants
 PREFIX = "hub:"
 # Job ids of every job that has not ended, scored by its deadline (ms): what the sweeper walks.
 ACTIVE = PREFIX + "active"
+# Worker ids, scored by when (on Redis's clock, ms) each stops counting as alive unless it registers again.
+WORKERS = PREFIX + "workers"
 USER_CHANNEL_PREFIX = PREFIX + "user:"
 # One pattern subscription per hub process receives every user's events.
 USER_CHANNEL_PATTERN = USER_CHANNEL_PREFIX + "*"
@@ -31,6 +33,12 @@ def job(job_id: str) -> str:
 def guard(user_id: str, batch_id: str) -> str:
     """Holds the id of the user's running job for the batch: one job per (user, batch) at a time."""
     return f"{PREFIX}guard:{_part(user_id)}:{_part(batch_id)}"
+
+
+def alive(job_id: str) -> str:
+    """Exists while a worker is making the job: it sets it with a short expiry and renews it, so the job's
+    liveness is judged on Redis's clock alone."""
+    return f"{PREFIX}alive:{_part(job_id)}"
 
 
 def user_jobs(user_id: str) -> str:

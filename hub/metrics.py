@@ -13,6 +13,7 @@ class Metrics:
         )
         self.sockets = Gauge("hub_open_sockets", "Open WebSocket and SSE connections", registry=self.registry)
         self.frames = Counter("hub_frames_sent", "Event frames sent to clients", ["transport"], registry=self.registry)
+        self.workers = Gauge("hub_workers_alive", "Report workers alive (registered in Redis)", registry=self.registry)
         self.telemetry = Counter("hub_telemetry_events", "Telemetry events kept", registry=self.registry)
 
     def render(self) -> bytes:

@@ -7,12 +7,14 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub import errors
 from hub.config import Settings
 from hub.envelope import failure
 from hub.errors import HubError
-from hub.request import Handler, listed_origin
+from hub.request import Handler, hub_of, listed_origin
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
@@ -43,6 +45,19 @@ def cross_origin(settings: Settings) -> Callable[..., Awaitable[web.StreamRespon
 
 
 @web.middleware
+async def in_flight(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Counts requests being answered, so a draining hub knows when it may stop listening."""
+    hub = hub_of(request)
+    hub.in_flight += 1
+    try:
+        return await handler(request)
+    finally:
+        hub.in_flight -= 1
+        if not hub.in_flight:
+            hub.idle.set()
+
+
+@web.middleware
 async def envelope_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Unknown routes, wrong methods, oversized bodies and crashes still answer in the envelope."""
     api_id = getattr(handler, "api_id", "api.hub")
@@ -57,6 +72,8 @@ async def envelope_errors(request: web.Request, handler: Handler) -> web.StreamR
             raise
         code = HTTP_CODES.get(exc.status, "CLIENT_ERROR")
         return failure(api_id, HubError(exc.status, code, exc.reason or "The request cannot be served."))
+    except (RedisConnectionError, RedisTimeoutError):
+        return failure(api_id, errors.REDIS_AWAY())
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:

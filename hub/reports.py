@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from hub.job import Job, Status, file_name
 
 JOB_FUNCTION = "generate_report"
 RECENT_JOBS = 100
+CLOCK_SKEW_ALLOWANCE = timedelta(hours=1)
 
 
 def now_ms() -> int:
@@ -40,6 +42,9 @@ class Jobs:
         self._events = event_log
         self._submit = redis.register_script(scripts.SUBMIT)
         self._transition = redis.register_script(scripts.TRANSITION)
+        self._duplicate = redis.register_script(scripts.DUPLICATE)
+        self._workers = redis.register_script(scripts.WORKERS)
+        self._now = redis.register_script(scripts.NOW)
         # A job that has not ended by then never will: arq has given up or the worker pool is gone.
         self.deadline_ms = (settings.report_timeout * settings.max_tries + 60) * 1000
 
@@ -52,7 +57,7 @@ class Jobs:
             course_id=course_id,
             requested_by=user_id,
             status=Status.SUBMITTED,
-            submitted_at=now,
+            submitted_at=now,  # replaced by Redis's clock as the job is stored
             file_name=file_name(batch_id, now),
         )
         submitted = events.draft("report.submitted", job.job_id, batch_id)
@@ -68,29 +73,46 @@ class Jobs:
             args=[
                 job.job_id,
                 orjson.dumps(job.encode()),
-                now,
-                now + self.deadline_ms,
-                self.deadline_ms // 1000,
+                self.deadline_ms,
                 RECENT_JOBS,
                 *self._events.emit_args(user_id, submitted),
             ],
         )
         return Submission(job_id=job_id.decode() if isinstance(job_id, bytes) else job_id, created=bool(created))
 
+    async def tell_duplicate(self, user_id: str, batch_id: str, job_id: str) -> bool:
+        """Sends `report.duplicate` for the user's running job; False if it ended in the meantime."""
+        duplicate = events.draft("report.duplicate", job_id, batch_id)
+        told = await self._duplicate(
+            keys=[keys.guard(user_id, batch_id), keys.user_events(user_id), keys.job_events(job_id)],
+            args=[job_id, *self._events.emit_args(user_id, duplicate)],
+        )
+        return told == 1
+
     async def enqueue(self, job_id: str) -> None:
-        await self._redis.enqueue_job(JOB_FUNCTION, job_id, _job_id=job_id)
+        """Queues the job as due an hour ago: arq compares a job's due time with the worker's own clock, so a
+        worker whose clock runs behind the hub's would leave every new job waiting until it caught up."""
+        due = datetime.now(UTC) - CLOCK_SKEW_ALLOWANCE
+        await self._redis.enqueue_job(
+            JOB_FUNCTION, job_id, _job_id=job_id, _defer_until=due, _expires=timedelta(milliseconds=self.deadline_ms)
+        )
 
     async def get(self, job_id: str) -> Job | None:
         return Job.decode(await self._redis.hgetall(keys.job(job_id)))
 
-    async def transition(self, job: Job, status: Status | None = None, event: bytes = b"", **fields: Any) -> bool:
-        """Applies a change to a job that has not ended; False when it had already ended."""
+    async def transition(
+        self, job: Job, status: Status | None = None, event: bytes = b"", alive_ms: int | None = None, **fields: Any
+    ) -> bool:
+        """Applies a change to a job that has not ended (restoring its record if Redis lost it and the
+        change ends the job); False when it had already ended, or is gone and the change would not end it.
+        `alive_ms` marks the job as being made for that much longer."""
         user_id = job.requested_by
         applied = await self._transition(
             keys=[
                 keys.job(job.job_id),
                 keys.guard(user_id, job.batch_id),
                 keys.ACTIVE,
+                keys.alive(job.job_id),
                 keys.user_events(user_id),
                 keys.job_events(job.job_id),
             ],
@@ -98,10 +120,12 @@ class Jobs:
                 job.job_id,
                 status or "",
                 orjson.dumps({name: str(value) for name, value in fields.items()}),
+                "" if alive_ms is None else alive_ms,
+                orjson.dumps(job.encode()),
                 *self._events.emit_args(user_id, event),
             ],
         )
-        return applied == 1
+        return applied > 0
 
     async def fail(self, job: Job, reason: str) -> bool:
         event = events.draft("report.failed", job.job_id, job.batch_id, reason=reason)
@@ -117,10 +141,26 @@ class Jobs:
         return [job for job in jobs if batch_id is None or job.batch_id == batch_id][:limit]
 
     async def active(self) -> list[tuple[str, int]]:
-        """Every job that has not ended, with its deadline (ms)."""
+        """Every job that has not ended, with its deadline (ms, Redis's clock)."""
         entries = await self._redis.zrange(keys.ACTIVE, 0, -1, withscores=True)
         return [(raw.decode(), int(deadline)) for raw, deadline in entries]
 
     async def forget(self, job_id: str) -> None:
         """Drops a job that has ended (or vanished) from the active set."""
         await self._redis.zrem(keys.ACTIVE, job_id)
+
+    async def is_alive(self, job_id: str) -> bool:
+        return bool(await self._redis.exists(keys.alive(job_id)))
+
+    async def redis_now_ms(self) -> int:
+        return int(await self._now(keys=[], args=[]))
+
+    async def register_worker(self, worker_id: str, ttl_ms: int) -> int:
+        """Counts the worker as alive for `ttl_ms` more; returns how many workers are alive."""
+        return int(await self._workers(keys=[keys.WORKERS], args=[worker_id, ttl_ms]))
+
+    async def workers_alive(self) -> int:
+        return int(await self._workers(keys=[keys.WORKERS], args=["", 0]))
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        await self._redis.zrem(keys.WORKERS, worker_id)

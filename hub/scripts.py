@@ -2,7 +2,7 @@
 key it touches is passed in KEYS, so the scripts could run on a Redis Cluster.
 
 Each script is given, ahead of its own text, the job statuses under the names the Python uses
-(`Status`) and the `emit` function that stores and publishes an event.
+(`Status`), `now_ms()` (Redis's clock) and `emit()` (store and publish an event).
 """
 
 from __future__ import annotations
@@ -12,14 +12,20 @@ from importlib.resources import files
 from hub.job import Status
 
 _LUA = files("hub") / "lua"
-_STATUSES = "".join(f"local {status.name} = '{status.value}'\n" for status in Status)
-_EMIT = (_LUA / "emit.lua").read_text()
+_PRELUDE = (
+    "".join(f"local {status.name} = '{status.value}'\n" for status in Status)
+    + (_LUA / "clock.lua").read_text()
+    + (_LUA / "emit.lua").read_text()
+)
 
 
 def _script(name: str) -> str:
-    return _STATUSES + _EMIT + (_LUA / f"{name}.lua").read_text()
+    return _PRELUDE + (_LUA / f"{name}.lua").read_text()
 
 
 SUBMIT = _script("submit")
 TRANSITION = _script("transition")
+DUPLICATE = _script("duplicate")
 EVENT = _script("event")
+WORKERS = _script("workers")
+NOW = _script("now")

@@ -7,14 +7,23 @@ in these builders, with one line naming it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import asyncio
+import contextlib
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from arq.connections import ArqRedis, create_pool
 from redis.exceptions import RedisError
 
 from hub.bus import Bus
-from hub.config import REDIS_UNREACHABLE, SOURCE_UNREADABLE, STORAGE_UNUSABLE, ConfigError, Settings
+from hub.config import (
+    REDIS_UNREACHABLE,
+    SOURCE_UNREADABLE,
+    STORAGE_UNUSABLE,
+    ConfigError,
+    Settings,
+    require_writable,
+)
 from hub.connections import redis_settings
 from hub.events import EventLog
 from hub.identity import Tickets, TokenVerifier
@@ -51,11 +60,28 @@ class Hub(Core):
     telemetry: TelemetrySink
     metrics: Metrics
     limits: Limits
+    # Set once SIGTERM arrives: /readyz answers 503 and no new socket or stream is opened.
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
+    # Requests being answered (sockets and streams included), and an event set whenever there are none.
+    in_flight: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def drain(self, grace_seconds: float) -> None:
+        """A graceful stop: /readyz turns 503, no new socket is taken, the open ones are told to go
+        (WebSocket 1001, streams end) so their clients resume from their last event id on another instance,
+        and requests in flight are answered. Returns when all that is done, or when the grace period is over;
+        the server keeps listening until then, so a load balancer sees the 503."""
+        self.draining.set()
+        self.bus.close_all()
+        if self.in_flight:
+            self.idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.idle.wait(), grace_seconds)
 
 
 async def connect(settings: Settings) -> ArqRedis:
     try:
-        return await create_pool(redis_settings(settings.redis_url or ""))
+        return await create_pool(redis_settings(settings.redis_url or "", patient=False))
     except (RedisError, OSError) as exc:
         raise ConfigError(REDIS_UNREACHABLE.format(exc)) from None
 
@@ -78,6 +104,7 @@ async def open_core(settings: Settings, redis: ArqRedis) -> Core:
 
 
 async def open_hub(settings: Settings) -> Hub:
+    require_writable(settings.telemetry_path, "TELEMETRY_PATH")
     redis = await connect(settings)
     core = await open_core(settings, redis)
     return Hub(

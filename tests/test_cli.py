@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +32,10 @@ def hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         ("STORAGE_URL", "ftp://files"),
         ("REDIS_URL", "http://localhost"),
         ("LINK_TTL", "0"),
+        ("PUBLIC_URL", "hub.example.org"),
+        ("ALLOWED_ORIGINS", "https://portal.example.org,portal.example.org"),
+        ("TELEMETRY_PATH", "/proc/no-such-folder/telemetry.jsonl"),
+        ("SWEEP_INTERVAL", "0"),
     ],
 )
 def test_a_wrong_setting_stops_serve_with_one_line_naming_it(setting: str, value: str, redis_server: str) -> None:
@@ -92,3 +98,27 @@ def test_a_key_file_that_does_not_parse_stops_serve(setting: str, tmp_path: Path
     done = hub("serve", env={"REDIS_URL": redis_server, setting: str(tmp_path / "key"), "LINK_SECRET": SECRET})
     assert done.returncode == 2
     assert setting in done.stderr
+
+
+async def test_a_port_in_use_stops_serve_with_one_line_naming_it(env: dict[str, str], batch: dict) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = await asyncio.to_thread(hub, "serve", env={**env, "HOST": "0.0.0.0", "PORT": str(port)})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert "PORT" in lines[-1]
+    assert not any("Traceback" in line for line in lines)
+
+
+def test_arq_with_worker_settings_stops_with_one_line_naming_a_wrong_setting(redis_server: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "arq", "jobs.worker.WorkerSettings"],
+        env={**os.environ, "REDIS_URL": redis_server, "JWT_SECRET": "", "LINK_SECRET": ""}, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "LINK_SECRET" in lines[0]

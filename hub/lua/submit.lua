@@ -8,23 +8,23 @@ local user_events = KEYS[5]
 local job_events = KEYS[6]
 local job_id = ARGV[1]
 local record = cjson.decode(ARGV[2])      -- the job's first fields, name -> string
-local submitted_at = ARGV[3]              -- ms
-local deadline = ARGV[4]                  -- ms: the sweeper fails the job if it has not ended by then
-local guard_seconds = ARGV[5]
-local recent_jobs = tonumber(ARGV[6])     -- how many of the user's jobs `user_jobs` keeps
-local channel = ARGV[7]
-local retention = ARGV[8]
-local keep_seconds = ARGV[9]
-local event = ARGV[10]
+local deadline_ms = tonumber(ARGV[3])     -- after submission: the sweeper fails the job if it has not ended
+local recent_jobs = tonumber(ARGV[4])     -- how many of the user's jobs `user_jobs` keeps
+local channel = ARGV[5]
+local retention = ARGV[6]
+local keep_seconds = ARGV[7]
+local event = ARGV[8]
 
 local running = redis.call('GET', guard)
 if running then return {0, running} end
-redis.call('SET', guard, job_id, 'EX', guard_seconds)
+local now = now_ms()
+redis.call('SET', guard, job_id, 'PX', deadline_ms)
 for name, value in pairs(record) do redis.call('HSET', job, name, value) end
+redis.call('HSET', job, 'submittedAt', string.format('%d', now))
 redis.call('EXPIRE', job, keep_seconds)
-redis.call('ZADD', user_jobs, submitted_at, job_id)
+redis.call('ZADD', user_jobs, now, job_id)
 redis.call('ZREMRANGEBYRANK', user_jobs, 0, -(recent_jobs + 1))
 redis.call('EXPIRE', user_jobs, keep_seconds)
-redis.call('ZADD', active, deadline, job_id)
+redis.call('ZADD', active, now + deadline_ms, job_id)
 emit(user_events, job_events, channel, retention, keep_seconds, event)
 return {1, job_id}

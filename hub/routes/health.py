@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiohttp import web
 
@@ -20,8 +21,10 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     hub = hub_of(request)
+    if hub.draining.is_set():  # at once: the load balancer must stop sending traffic here
+        return web.json_response({"status": "unavailable", "server": "shutting down"}, status=503)
     checks = {"redis": hub.redis.ping(), "source": hub.source.check(), "storage": hub.storage.check()}
-    results = {}
+    results: dict[str, str | int] = {}
     for name, check in checks.items():
         try:
             await asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS)
@@ -30,10 +33,17 @@ async def readyz(request: web.Request) -> web.Response:
             results[name] = f"failed: {type(exc).__name__}"
     results["pubsub"] = "ok" if hub.bus.connected.is_set() else "failed: disconnected"
     ready = all(value == "ok" for value in results.values())
+    # Not a condition of readiness (a hub serves sockets and links without workers), but what an operator
+    # looks at first when reports stay SUBMITTED.
+    with contextlib.suppress(Exception):
+        results["workersAlive"] = await asyncio.wait_for(hub.jobs.workers_alive(), CHECK_TIMEOUT_SECONDS)
     return web.json_response({"status": "ok" if ready else "unavailable", **results}, status=200 if ready else 503)
 
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    body = hub_of(request).metrics.render()
+    hub = hub_of(request)
+    with contextlib.suppress(Exception):
+        hub.metrics.workers.set(await asyncio.wait_for(hub.jobs.workers_alive(), CHECK_TIMEOUT_SECONDS))
+    body = hub.metrics.render()
     return web.Response(body=body, content_type="text/plain", charset="utf-8")

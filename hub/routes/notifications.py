@@ -20,7 +20,10 @@ from hub.identity import TICKET_TTL_SECONDS, Principal
 from hub.request import Result, api, budgeted, caller, check_socket_origin, hub_of
 
 routes = web.RouteTableDef()
-# A WebSocket close code of the application range (4000-4999): sign in again, then reconnect.
+# WebSocket close codes. 1001 (going away, RFC 6455): this hub instance is shutting down; reconnect, with
+# the last event id, to any other. 4001 (the application range, 4000-4999): the token expired; sign in
+# again, then reconnect.
+GOING_AWAY = 1001
 TOKEN_EXPIRED = 4001
 POLL_LIMIT = 100
 # Redis stream ids are two 64-bit numbers; the largest cannot be resumed after.
@@ -28,7 +31,10 @@ LARGEST_ID_PART = 2**64 - 1
 
 
 async def socket_caller(request: web.Request) -> Principal:
-    """Browsers cannot set headers on a socket: they bring a single-use ticket; other clients a token."""
+    """Browsers cannot set headers on a socket: they bring a single-use ticket; other clients a token.
+    While the hub drains, no new socket or stream is opened: the client connects to another instance."""
+    if hub_of(request).draining.is_set():
+        raise errors.SHUTTING_DOWN()
     ticket = request.query.get("ticket")
     if ticket is not None:
         return await hub_of(request).tickets.redeem(ticket)
@@ -87,13 +93,15 @@ async def _pump_websocket(request: web.Request, ws: web.WebSocketResponse, feed:
 
     async def pump() -> None:
         frames = backlog
-        while not ws.closed and not feed.expired:
+        while not ws.closed and feed.open:
             for frame in frames:
                 if not await sent(request, ws.send_str(frame)):
                     return
                 frames_sent.inc()
             frames = await feed.next()
-        if feed.expired:
+        if feed.closing:
+            await sent(request, ws.close(code=GOING_AWAY, message=b"server going away"))
+        elif feed.expired:
             await sent(request, ws.close(code=TOKEN_EXPIRED, message=b"token expired"))
 
     sender = asyncio.create_task(pump())
@@ -128,7 +136,7 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
         frames = await feed.start(after)
         await response.prepare(request)
         await response.write(b"retry: 3000\n\n")
-        while not feed.expired:
+        while feed.open:
             if not await sent(request, response.write(_sse_chunk(frames) or b": ping\n\n")):
                 break
             frames_sent.inc(len(frames))

@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from hub import errors, events
+from hub import errors
 from hub.access import batch_for
 from hub.envelope import json_object, string_field
 from hub.job import Status
@@ -15,6 +15,8 @@ from hub.routes.views import job_view
 
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)
+# A click that finds a job which ends while it is being told so tries again, this many times in all.
+CLICK_ATTEMPTS = 5
 
 
 @routes.post("/v1/reports/course-progress")
@@ -24,12 +26,15 @@ async def submit(request: web.Request) -> Result:
     hub = hub_of(request)
     batch_id = string_field(await json_object(request), "batchId")
     batch = await batch_for(hub.source, who, batch_id)
-    submission = await hub.jobs.submit(who.user_id, batch.batch_id, batch.course_id)
-    if not submission.created:
-        hub.metrics.requests.labels("duplicate").inc()
-        duplicate = events.draft("report.duplicate", submission.job_id, batch.batch_id)
-        await hub.events.emit(who.user_id, submission.job_id, duplicate)
-        raise errors.DOWNLOAD_IN_PROGRESS({"jobId": submission.job_id})
+    for _ in range(CLICK_ATTEMPTS):
+        submission = await hub.jobs.submit(who.user_id, batch.batch_id, batch.course_id)
+        if submission.created:
+            break
+        if await hub.jobs.tell_duplicate(who.user_id, batch.batch_id, submission.job_id):
+            hub.metrics.requests.labels("duplicate").inc()
+            raise errors.DOWNLOAD_IN_PROGRESS({"jobId": submission.job_id})
+    else:
+        raise errors.NOT_STARTED()
     try:
         await hub.jobs.enqueue(submission.job_id)
     except Exception:

@@ -14,6 +14,14 @@ from hub.request import Result, api, caller, hub_of
 
 routes = web.RouteTableDef()
 NOT_USER_FACING = {"report.progress"}
+ENDINGS = {"report.completed", "report.failed"}
+
+
+def _news(job: Job, event: dict[str, Any]) -> bool:
+    """What replay may resend: once the job has ended, only how it ended; before, any user-facing event."""
+    if event.get("replayed"):
+        return False
+    return event["type"] in ENDINGS if job.status.ended else event["type"] not in NOT_USER_FACING
 
 
 async def _timeline(request: web.Request) -> tuple[Job, list[dict[str, Any]]]:
@@ -37,7 +45,7 @@ async def job_events(request: web.Request) -> Result:
 @api("api.support.job.replay")
 async def replay(request: web.Request) -> Result:
     job, timeline = await _timeline(request)
-    facing = [event for event in timeline if event["type"] not in NOT_USER_FACING and not event.get("replayed")]
+    facing = [event for event in timeline if _news(job, event)]
     if not facing:
         raise errors.NOTHING_TO_REPLAY()
     hub = hub_of(request)
