@@ -18,7 +18,7 @@ from arq.connections import ArqRedis
 from hub import events, keys, scripts
 from hub.config import Settings
 from hub.events import EventLog
-from hub.job import Job, Status, file_name
+from hub.job import Job, Secret, Status, file_name
 
 JOB_FUNCTION = "generate_report"
 RECENT_JOBS = 100
@@ -43,8 +43,9 @@ class Jobs:
         # A job that has not ended by then never will: arq has given up or the worker pool is gone.
         self.deadline_ms = (settings.report_timeout * settings.max_tries + 60) * 1000
 
-    async def submit(self, user_id: str, batch_id: str, course_id: str) -> Submission:
-        """Creates the job and its `report.submitted` event, or names the caller's running one."""
+    async def submit(self, user_id: str, batch_id: str, course_id: str, protected: bool = False) -> Submission:
+        """Creates the job and its `report.submitted` event, or names the caller's running one. A protected
+        job's file is a password-protected ZIP."""
         now = now_ms()
         job = Job(
             job_id=uuid.uuid4().hex,
@@ -53,7 +54,7 @@ class Jobs:
             requested_by=user_id,
             status=Status.SUBMITTED,
             submitted_at=now,
-            file_name=file_name(batch_id, now),
+            file_name=file_name(batch_id, now, protected),
         )
         submitted = events.draft("report.submitted", job.job_id, batch_id)
         created, job_id = await self._submit(
@@ -77,8 +78,15 @@ class Jobs:
         )
         return Submission(job_id=job_id.decode() if isinstance(job_id, bytes) else job_id, created=bool(created))
 
-    async def enqueue(self, job_id: str) -> None:
-        await self._redis.enqueue_job(JOB_FUNCTION, job_id, _job_id=job_id)
+    async def enqueue(self, job_id: str, password: str | None = None) -> None:
+        """A protected job's password goes in the arq job's arguments and nowhere else: arq deletes them
+        when the job ends, or at the job's deadline if no worker ever takes it."""
+        if password is None:
+            await self._redis.enqueue_job(JOB_FUNCTION, job_id, _job_id=job_id)
+        else:
+            await self._redis.enqueue_job(
+                JOB_FUNCTION, job_id, Secret(password), _job_id=job_id, _expires=self.deadline_ms // 1000
+            )
 
     async def get(self, job_id: str) -> Job | None:
         return Job.decode(await self._redis.hgetall(keys.job(job_id)))

@@ -23,7 +23,8 @@ from jobs.report import Services, generate_report
 MAX_JOBS = 4
 # arq polls its queue; the default half second would be most of a small report's latency.
 POLL_DELAY_SECONDS = 0.05
-KEEP_RESULT_SECONDS = 3600
+# No arq results: nothing reads them, and a result keeps the job's arguments (a protected report's password).
+KEEP_RESULT_SECONDS = 0
 
 
 async def startup(ctx: dict[str, Any]) -> None:
