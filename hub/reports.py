@@ -19,6 +19,7 @@ from hub import events, keys, scripts
 from hub.config import Settings
 from hub.events import EventLog
 from hub.job import Job, Secret, Status, file_name
+from hub.notifier import Notifier
 
 JOB_FUNCTION = "generate_report"
 RECENT_JOBS = 100
@@ -35,8 +36,11 @@ class Submission:
 
 
 class Jobs:
-    def __init__(self, redis: ArqRedis, event_log: EventLog, settings: Settings) -> None:
+    def __init__(
+        self, redis: ArqRedis, event_log: EventLog, settings: Settings, notifier: Notifier | None = None
+    ) -> None:
         self._redis = redis
+        self._notifier = notifier  # told of every job that ends, wherever it ends (worker or sweeper)
         self._events = event_log
         self._submit = redis.register_script(scripts.SUBMIT)
         self._transition = redis.register_script(scripts.TRANSITION)
@@ -109,6 +113,8 @@ class Jobs:
                 *self._events.emit_args(user_id, event),
             ],
         )
+        if applied == 1 and status is not None and status.ended and self._notifier is not None:
+            self._notifier.ended(job, status, fields.get("error"))
         return applied == 1
 
     async def fail(self, job: Job, reason: str) -> bool:
