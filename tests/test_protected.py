@@ -16,6 +16,7 @@ import pytest
 import pyzipper
 from redis.asyncio import Redis
 
+from hub.config import ConfigError, load
 from tests.helpers import MENTOR, Call, next_event
 
 BATCH = "batch-0001"
@@ -141,3 +142,9 @@ async def test_a_data_exhaust_request_with_an_encryption_key_gets_a_protected_zi
     with pyzipper.AESZipFile(io.BytesIO(raw)) as archive:
         archive.setpassword(PASSWORD.encode())
         assert len(archive.read(archive.namelist()[0]).splitlines()) == 1 + 120
+
+
+@pytest.mark.parametrize("cipher", ["zipcrypto"], indirect=True)
+def test_an_unknown_cipher_stops_the_process_naming_the_setting(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="REPORT_ZIP_ENCRYPTION"):
+        load({**env, "REPORT_ZIP_ENCRYPTION": "des"})
