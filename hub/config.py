@@ -30,6 +30,10 @@ class ConfigError(Exception):
 REDIS_UNREACHABLE = "REDIS_URL cannot be reached: {}"
 SOURCE_UNREADABLE = "SOURCE_URL cannot be read: {}"
 STORAGE_UNUSABLE = "STORAGE_URL cannot be used: {}"
+# Sunbird's on-demand reports are open to these roles; REPORT_ROLES replaces the list.
+REPORT_ROLES = frozenset({"ORG_ADMIN", "REPORT_ADMIN", "COURSE_ADMIN"})
+# REPORT_ZIP_ENCRYPTION's values and libarchive's names for them.
+ZIP_CIPHERS = {"zipcrypto": "zipcrypt", "aes256": "aes256"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,10 @@ class Settings:
     # On SIGTERM, how long requests in flight may take to finish before `hub serve` exits.
     drain_grace_seconds: float
     storage_env: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
+    # Roles that may ask for any batch's report over the data-exhaust API, beside its mentors and creator.
+    report_roles: frozenset[str] = REPORT_ROLES
+    zip_encryption: str = "zipcrypt"  # libarchive's name of the cipher of password-protected reports
+    notification_url: str | None = None  # Sunbird's notification service; None sends no feed items
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -188,7 +196,24 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         sweep_interval_seconds=_seconds(env, "SWEEP_INTERVAL", 5.0),
         drain_grace_seconds=_seconds(env, "DRAIN_GRACE", 10.0),
         storage_env={name: value for name, value in env.items() if name.startswith(CLOUD_PREFIXES)},
+        **_sunbird(env),
     )
+
+
+def _sunbird(env: Mapping[str, str]) -> dict[str, object]:
+    """The settings of the Sunbird clients' side: the data-exhaust API, its ZIPs, the notification feed."""
+    roles = frozenset(role.strip() for role in env.get("REPORT_ROLES", "").split(",") if role.strip())
+    cipher = env.get("REPORT_ZIP_ENCRYPTION", "").strip().lower() or "zipcrypto"
+    if cipher not in ZIP_CIPHERS:
+        raise ConfigError(f"REPORT_ZIP_ENCRYPTION must be one of {', '.join(ZIP_CIPHERS)}, got {cipher!r}")
+    notification_url = env.get("SUNBIRD_NOTIFICATION_URL", "").strip() or None
+    if notification_url:
+        _url(env, "SUNBIRD_NOTIFICATION_URL", notification_url, ("http", "https"))
+    return {
+        "report_roles": roles or REPORT_ROLES,
+        "zip_encryption": ZIP_CIPHERS[cipher],
+        "notification_url": notification_url.rstrip("/") if notification_url else None,
+    }
 
 
 def require_redis(settings: Settings) -> str:

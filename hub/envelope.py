@@ -99,3 +99,13 @@ def string_field(data: dict[str, Any], name: str, max_length: int = 200) -> str:
     if len(value) > max_length:
         raise errors.FIELD_TOO_LONG(name=name, limit=max_length)
     return value.strip()
+
+
+def optional_string(data: dict[str, Any], name: str, max_length: int = 200) -> str | None:
+    """A field that may be left out, but is a real string when it is there."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise errors.FIELD_NOT_A_STRING(name=name, limit=max_length)
+    return value

@@ -48,6 +48,14 @@ FIELD_TOO_LONG = Problem(400, "INVALID_REQUEST", "'{name}' must be at most {limi
 REQUEST_TOO_LARGE = Problem(400, "REQUEST_TOO_LARGE", "The request body is over {limit} bytes.")
 INVALID_EVENT_ID = Problem(400, "INVALID_EVENT_ID", "The event id must look like '1732435200000-0'.")
 INVALID_TELEMETRY = Problem(400, "INVALID_TELEMETRY", "{detail}")
+FIELD_NOT_A_STRING = Problem(400, "INVALID_REQUEST", "'{name}', if sent, must be a string of 1 to {limit} characters.")
+# The data-exhaust API's, in the analytics service's words
+EXHAUST_FIELD_EMPTY = Problem(400, "CLIENT_ERROR", "{name} is empty")
+DATASET_NOT_SUPPORTED = Problem(400, "CLIENT_ERROR", "dataset '{dataset}' is not supported; supported: {supported}")
+FORMAT_NOT_SUPPORTED = Problem(400, "CLIENT_ERROR", "output_format '{value}' is not supported; supported: csv")
+FILTERS_EMPTY = Problem(400, "CLIENT_ERROR", "Filters are empty")
+UNSUPPORTED_FILTERS = Problem(400, "CLIENT_ERROR", "Unsupported filters; supported: {supported}")
+INVALID_LIMIT = Problem(400, "CLIENT_ERROR", "limit must be a whole number from 1 to {limit}")
 # Who is calling
 NO_BEARER = Problem(401, "UNAUTHORIZED", "Send 'Authorization: Bearer <token>' with this request.")
 UNTRUSTED_TOKEN = Problem(401, "UNAUTHORIZED", "The access token is missing, malformed or not trusted.")
@@ -65,6 +73,7 @@ TOO_MANY_REQUESTS = Problem(429, "TOO_MANY_REQUESTS", "Too many requests; please
 BATCH_NOT_FOUND = Problem(404, "BATCH_NOT_FOUND", "There is no batch with id '{batch_id}'.")
 JOB_NOT_FOUND = Problem(404, "JOB_NOT_FOUND", "There is no report job with this id.")
 FILE_NOT_FOUND = Problem(404, "FILE_NOT_FOUND", "This report file does not exist (any more).")
+REQUEST_NOT_FOUND = Problem(404, "RESOURCE_NOT_FOUND", "no job available with the given request_id and tag")
 NOTHING_TO_REPLAY = Problem(404, "NOTHING_TO_REPLAY", "This job has no notification to replay yet.")
 DOWNLOAD_IN_PROGRESS = Problem(409, "DOWNLOAD_IN_PROGRESS", "Download in-progress. Please try after sometime")
 # Our side

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+CSV = ".csv"
+ZIP = ".zip"
+
 
 class Status(StrEnum):
     SUBMITTED = "SUBMITTED"
@@ -76,11 +79,34 @@ class Job:
             "fileName": self.file_name,
         }
 
+    @property
+    def protected(self) -> bool:
+        """A password-protected report: a ZIP holding the CSV."""
+        return self.file_name.endswith(ZIP)
+
+    @property
+    def csv_name(self) -> str:
+        """The CSV's own name, inside the ZIP of a protected report."""
+        return self.file_name.removesuffix(ZIP) + CSV if self.protected else self.file_name
+
     def run_key(self) -> str:
         """Where one run of the job writes its file: a key of its own, so a run that loses a race can only
         ever delete its own file, never the one the mentor was sent."""
         return f"reports/{self.batch_id}/{self.job_id}/{uuid.uuid4().hex[:8]}/{self.file_name}"
 
 
-def file_name(batch_id: str, when_ms: int) -> str:
-    return f"{batch_id}_progress_{datetime.fromtimestamp(when_ms / 1000, UTC):%Y%m%d}.csv"
+def file_name(batch_id: str, when_ms: int, protected: bool = False) -> str:
+    return f"{batch_id}_progress_{datetime.fromtimestamp(when_ms / 1000, UTC):%Y%m%d}" + (ZIP if protected else CSV)
+
+
+class Secret:
+    """A report's password on its way to the worker, in the arq job's arguments only: arq logs a job's
+    arguments by their repr, and this one's shows nothing."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "Secret(***)"

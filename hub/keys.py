@@ -79,3 +79,23 @@ def budget(action: str, user_id: str, window: int) -> str:
 def arq_held(job_id: str) -> tuple[str, str]:
     """arq's own keys for a job it has queued or is running: while either exists, arq still holds it."""
     return arq.constants.job_key_prefix + job_id, arq.constants.in_progress_key_prefix + job_id
+
+
+def exhaust_request(request_id: str) -> str:
+    """A data-exhaust request (a hash): what the Sunbird client asked for and the hub job answering it."""
+    return f"{PREFIX}exhaust:request:{_part(request_id)}"
+
+
+def exhaust_tag(tag: str) -> str:
+    """The requests of one tag (`<courseId>_<batchId>:<channel>`), scored by submission time (a sorted set)."""
+    return f"{PREFIX}exhaust:tag:{_part(tag)}"
+
+
+def exhaust_channel(channel: str) -> str:
+    """The requests of one channel, scored by submission time (a sorted set): what search reads."""
+    return f"{PREFIX}exhaust:channel:{_part(channel)}"
+
+
+def exhaust_lock(request_id: str) -> str:
+    """Held while one request id is being looked up and submitted, so twin requests name one job."""
+    return f"{PREFIX}exhaust:lock:{_part(request_id)}"

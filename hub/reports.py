@@ -19,7 +19,8 @@ from arq.connections import ArqRedis
 from hub import events, keys, scripts
 from hub.config import Settings
 from hub.events import EventLog
-from hub.job import Job, Status, file_name
+from hub.job import Job, Secret, Status, file_name
+from hub.notifier import Notifier
 
 JOB_FUNCTION = "generate_report"
 RECENT_JOBS = 100
@@ -37,8 +38,11 @@ class Submission:
 
 
 class Jobs:
-    def __init__(self, redis: ArqRedis, event_log: EventLog, settings: Settings) -> None:
+    def __init__(
+        self, redis: ArqRedis, event_log: EventLog, settings: Settings, notifier: Notifier | None = None
+    ) -> None:
         self._redis = redis
+        self._notifier = notifier  # told of every job that ends, wherever it ends (worker or sweeper)
         self._events = event_log
         self._submit = redis.register_script(scripts.SUBMIT)
         self._transition = redis.register_script(scripts.TRANSITION)
@@ -48,8 +52,9 @@ class Jobs:
         # A job that has not ended by then never will: arq has given up or the worker pool is gone.
         self.deadline_ms = (settings.report_timeout * settings.max_tries + 60) * 1000
 
-    async def submit(self, user_id: str, batch_id: str, course_id: str) -> Submission:
-        """Creates the job and its `report.submitted` event, or names the caller's running one."""
+    async def submit(self, user_id: str, batch_id: str, course_id: str, protected: bool = False) -> Submission:
+        """Creates the job and its `report.submitted` event, or names the caller's running one. A protected
+        job's file is a password-protected ZIP."""
         now = now_ms()
         job = Job(
             job_id=uuid.uuid4().hex,
@@ -58,7 +63,7 @@ class Jobs:
             requested_by=user_id,
             status=Status.SUBMITTED,
             submitted_at=now,  # replaced by Redis's clock as the job is stored
-            file_name=file_name(batch_id, now),
+            file_name=file_name(batch_id, now, protected),
         )
         submitted = events.draft("report.submitted", job.job_id, batch_id)
         created, job_id = await self._submit(
@@ -89,13 +94,17 @@ class Jobs:
         )
         return told == 1
 
-    async def enqueue(self, job_id: str) -> None:
+    async def enqueue(self, job_id: str, password: str | None = None) -> None:
         """Queues the job as due an hour ago: arq compares a job's due time with the worker's own clock, so a
-        worker whose clock runs behind the hub's would leave every new job waiting until it caught up."""
+        worker whose clock runs behind the hub's would leave every new job waiting until it caught up.
+        A protected job's password goes in the arq job's arguments and nowhere else: arq deletes them when
+        the job ends, or at the job's deadline if no worker ever takes it."""
         due = datetime.now(UTC) - CLOCK_SKEW_ALLOWANCE
+        secret = () if password is None else (Secret(password),)
         await self._redis.enqueue_job(
-            JOB_FUNCTION, job_id, _job_id=job_id, _defer_until=due, _expires=timedelta(milliseconds=self.deadline_ms)
-        )
+            JOB_FUNCTION, job_id, *secret, _job_id=job_id, _defer_until=due,
+            _expires=timedelta(milliseconds=self.deadline_ms),
+        )  # fmt: skip
 
     async def get(self, job_id: str) -> Job | None:
         return Job.decode(await self._redis.hgetall(keys.job(job_id)))
@@ -125,6 +134,8 @@ class Jobs:
                 *self._events.emit_args(user_id, event),
             ],
         )
+        if applied > 0 and status is not None and status.ended and self._notifier is not None:
+            self._notifier.ended(job, status, fields.get("error"))
         return applied > 0
 
     async def fail(self, job: Job, reason: str) -> bool:

@@ -29,6 +29,7 @@ from hub.events import EventLog
 from hub.identity import Tickets, TokenVerifier
 from hub.limits import Limits
 from hub.metrics import Metrics
+from hub.notifier import Notifier
 from hub.reports import Jobs
 from hub.source import Source, SourceError, open_source
 from hub.storage import Storage, StorageError
@@ -43,6 +44,7 @@ class Core:
     jobs: Jobs
     source: Source
     storage: Storage
+    notifier: Notifier | None  # the notification service's feed, when SUNBIRD_NOTIFICATION_URL is set
 
     def parts(self) -> dict[str, Any]:
         """The core's services by name, to build a larger set of services around them."""
@@ -50,6 +52,8 @@ class Core:
 
     async def close(self) -> None:
         await self.source.close()
+        if self.notifier is not None:
+            await self.notifier.close()
 
 
 @dataclass
@@ -99,8 +103,11 @@ async def open_core(settings: Settings, redis: ArqRedis) -> Core:
     except StorageError as exc:
         raise ConfigError(STORAGE_UNUSABLE.format(exc)) from None
     event_log = EventLog(redis, settings.event_retention)
-    jobs = Jobs(redis, event_log, settings)
-    return Core(settings=settings, redis=redis, events=event_log, jobs=jobs, source=source, storage=storage)
+    notifier = Notifier(settings.notification_url) if settings.notification_url else None
+    jobs = Jobs(redis, event_log, settings, notifier)
+    return Core(
+        settings=settings, redis=redis, events=event_log, jobs=jobs, source=source, storage=storage, notifier=notifier
+    )
 
 
 async def open_hub(settings: Settings) -> Hub:

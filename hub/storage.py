@@ -29,10 +29,12 @@ from obstore.store import AzureStore, GCSStore, LocalStore, S3Store, from_url
 
 from hub.config import STORAGE_UNUSABLE, ConfigError, Settings
 from hub.envelope import iso
+from hub.job import ZIP
 
 CloudStore = S3Store | AzureStore | GCSStore
 CHUNK_SIZE = 5 * 1024 * 1024
 CSV_TYPE = "text/csv; charset=utf-8"
+ZIP_TYPE = "application/zip"
 ENV_PREFIX = {"s3": "AWS_", "az": "AZURE_", "gs": "GOOGLE_"}
 CONTAINER = {"s3": "bucket", "az": "container", "gs": "bucket"}
 # obstore panics (PanicException) when an HTTP client option such as AWS_ALLOW_HTTP is given in a store's
@@ -57,6 +59,11 @@ def content_disposition(file_name: str) -> str:
     """`filename` for old clients (ASCII only, as header values must be), `filename*` for the rest."""
     plain = file_name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "")
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(file_name)}"
+
+
+def content_type(file_name: str) -> str:
+    """A password-protected report is a ZIP; every other one a CSV."""
+    return ZIP_TYPE if file_name.endswith(ZIP) else CSV_TYPE
 
 
 def _local_root(url: str) -> Path:
@@ -164,7 +171,7 @@ class Storage:
         sets them itself on local files (LocalStore cannot keep attributes)."""
         if self.local_root is not None:
             return None
-        return {"Content-Type": CSV_TYPE, "Content-Disposition": content_disposition(file_name)}
+        return {"Content-Type": content_type(file_name), "Content-Disposition": content_disposition(file_name)}
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -19,12 +19,13 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from hub import events
-from hub.job import Job, Status
+from hub.job import Job, Secret, Status
 from hub.reports import Jobs, now_ms
 from hub.services import Core
 from hub.source import SourceError
 from hub.source.schema import HEADER, csv_writer, formula_safe
 from hub.storage import StorageError
+from jobs.archive import encrypted_zip
 from jobs.parts import PartWriters, Tally
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class Progress:
         await self._jobs.transition(self._job, event=event, rows=self.rows)
 
 
-async def _write(services: Services, job: Job, key: str) -> tuple[int, int]:
+async def _write(services: Services, job: Job, key: str, secret: Secret | None) -> tuple[int, int]:
     source = services.source
     batch = await source.batch(job.batch_id)
     if batch is None:
@@ -98,7 +99,10 @@ async def _write(services: Services, job: Job, key: str) -> tuple[int, int]:
             # Line ends count rows closely enough for a progress bar (a cell may hold a line break).
             await progress.advance(chunk.count(b"\n"))
 
-    size = await services.storage.put(key, chunks(), job.file_name)
+    body = chunks()
+    if secret is not None:
+        body = encrypted_zip(body, job.csv_name, secret.value, services.settings.zip_encryption)
+    size = await services.storage.put(key, body, job.file_name)
     return tally.rows, size
 
 
@@ -112,11 +116,11 @@ async def _heartbeat(jobs: Jobs, job: Job) -> None:
             await jobs.transition(job, alive_ms=ALIVE_MS)
 
 
-async def _make(services: Services, job: Job) -> None:
+async def _make(services: Services, job: Job, secret: Secret | None) -> None:
     """One run of a job, into a key of its own (`Job.run_key`)."""
     key = job.run_key()
     async with asyncio.timeout(services.settings.report_timeout):
-        rows, size = await _write(services, job, key)
+        rows, size = await _write(services, job, key, secret)
     url, expires_at = await services.storage.download_url(job.job_id, key)
     completed = events.draft(
         "report.completed", job.job_id, job.batch_id, downloadUrl=url, expiresAt=expires_at,
@@ -128,7 +132,8 @@ async def _make(services: Services, job: Job) -> None:
         await services.storage.delete(key)  # the job had already ended: this file was never announced
 
 
-async def generate_report(ctx: dict[str, Any], job_id: str) -> str:
+async def generate_report(ctx: dict[str, Any], job_id: str, secret: Secret | None = None) -> str:
+    """`secret` is a protected report's password, which lives in the arq job's arguments only."""
     services: Services = ctx["services"]
     jobs = services.jobs
     job = await jobs.get(job_id)
@@ -139,7 +144,7 @@ async def generate_report(ctx: dict[str, Any], job_id: str) -> str:
     await jobs.transition(job, Status.PROCESSING, alive_ms=ALIVE_MS, startedAt=now_ms())
     heartbeat = asyncio.create_task(_heartbeat(jobs, job))
     try:
-        await _make(services, job)
+        await _make(services, job, secret)
         return Status.SUCCESS.value
     except ReportFailed as failure:
         reason = failure.reason

@@ -29,7 +29,8 @@ from jobs.report import Services, generate_report
 MAX_JOBS = 4
 # arq polls its queue; the default half second would be most of a small report's latency.
 POLL_DELAY_SECONDS = 0.05
-KEEP_RESULT_SECONDS = 3600
+# No arq results: nothing reads them, and a result keeps the job's arguments (a protected report's password).
+KEEP_RESULT_SECONDS = 0
 # A worker counts as alive (for /readyz, /metrics) while it registers at least this often.
 REGISTER_EVERY_SECONDS = 2.0
 ALIVE_FOR_MS = 10_000

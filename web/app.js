@@ -11,6 +11,9 @@ const TELEMETRY_WAIT_MS = 1500; // telemetry goes first, but a slow telemetry ca
 const TOAST_MS = 10_000;
 const TOAST_LIMIT = { phone: 3, wide: 5 };
 const PAGE_ID = 'course-dashboard';
+// The portal's on-demand reports send a report request's click in this shape (env, Course and Batch
+// cdata, pageid); ours matches it, so DIKSHA's dashboards count a click here like one there.
+const PORTAL_REPORTS = { env: 'reports', pageid: 'on-demand-reports', dataset: 'progress-exhaust' };
 
 const JOB_STATUS = {
   SUBMITTED: 'Queued',
@@ -626,16 +629,16 @@ function interactEvent(batch) {
     context: {
       channel: 'diksha',
       pdata: { id: 'diksha.course-report-hub', ver: '1.0', pid: PAGE_ID },
-      env: PAGE_ID,
+      env: PORTAL_REPORTS.env,
       sid: storedId(sessionStorage, SESSION_KEY),
       did: storedId(localStorage, DEVICE_KEY),
       cdata: [
         { id: batch.courseId, type: 'Course' },
-        { id: batch.batchId, type: 'CourseBatch' },
+        { id: batch.batchId, type: 'Batch' },
       ],
     },
     object: { id: batch.batchId, type: 'CourseBatch', ver: '1.0', rollup: { l1: batch.courseId } },
-    edata: { type: 'CLICK', subtype: '', id: 'download-report', pageid: PAGE_ID },
+    edata: { type: 'click', subtype: '', id: PORTAL_REPORTS.dataset, pageid: PORTAL_REPORTS.pageid },
   };
 }
 

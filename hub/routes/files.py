@@ -7,7 +7,7 @@ from aiohttp import web
 from hub import errors
 from hub.job import Status
 from hub.request import api, hub_of
-from hub.storage import CSV_TYPE, content_disposition, link_is_valid
+from hub.storage import content_disposition, content_type, link_is_valid
 
 routes = web.RouteTableDef()
 
@@ -28,7 +28,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(
         path,
         headers={
-            "Content-Type": CSV_TYPE,
+            "Content-Type": content_type(job.file_name),
             "Content-Disposition": content_disposition(job.file_name),
             "Cache-Control": "private, no-store",
         },

@@ -8,14 +8,18 @@ from aiohttp import web
 
 from hub import errors
 from hub.access import batch_for
-from hub.envelope import json_object, string_field
+from hub.envelope import json_object, optional_string, string_field
+from hub.exhaust import MAX_KEY_LENGTH
+from hub.identity import Principal
 from hub.job import Status
 from hub.request import Result, api, budgeted, caller, hub_of
 from hub.routes.views import job_view
+from hub.services import Hub
+from hub.source import Batch
 
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)
-# A click that finds a job which ends while it is being told so tries again, this many times in all.
+# How many times a click that keeps finding jobs which end as it is told of them tries, in all.
 CLICK_ATTEMPTS = 5
 
 
@@ -24,19 +28,26 @@ CLICK_ATTEMPTS = 5
 async def submit(request: web.Request) -> Result:
     who = await budgeted(request, "submit")
     hub = hub_of(request)
-    batch_id = string_field(await json_object(request), "batchId")
-    batch = await batch_for(hub.source, who, batch_id)
+    body = await json_object(request)
+    batch = await batch_for(hub.source, who, string_field(body, "batchId"))
+    job_id = await start_report(hub, who, batch, optional_string(body, "encryptionKey", MAX_KEY_LENGTH))
+    return {"jobId": job_id, "batchId": batch.batch_id, "status": Status.SUBMITTED.value}
+
+
+async def start_report(hub: Hub, who: Principal, batch: Batch, password: str | None = None) -> str:
+    """A click, or a data-exhaust request: the job with its events, in the queue; with a password, its file
+    is a ZIP encrypted with it. While the caller has a job running for the batch, 409 and a duplicate event
+    (a click that finds a job which ends while it is being told so tries again)."""
     for _ in range(CLICK_ATTEMPTS):
-        submission = await hub.jobs.submit(who.user_id, batch.batch_id, batch.course_id)
+        submission = await hub.jobs.submit(who.user_id, batch.batch_id, batch.course_id, protected=password is not None)
         if submission.created:
             break
-        if await hub.jobs.tell_duplicate(who.user_id, batch.batch_id, submission.job_id):
-            hub.metrics.requests.labels("duplicate").inc()
+        if await announce_duplicate(hub, who, submission.job_id, batch.batch_id):
             raise errors.DOWNLOAD_IN_PROGRESS({"jobId": submission.job_id})
     else:
         raise errors.NOT_STARTED()
     try:
-        await hub.jobs.enqueue(submission.job_id)
+        await hub.jobs.enqueue(submission.job_id, password)
     except Exception:
         log.exception("could not enqueue report job %s", submission.job_id)
         job = await hub.jobs.get(submission.job_id)
@@ -44,7 +55,16 @@ async def submit(request: web.Request) -> Result:
             await hub.jobs.fail(job, "ENQUEUE_FAILED")
         raise errors.NOT_STARTED() from None
     hub.metrics.requests.labels("submitted").inc()
-    return {"jobId": submission.job_id, "batchId": batch.batch_id, "status": Status.SUBMITTED.value}
+    return submission.job_id
+
+
+async def announce_duplicate(hub: Hub, who: Principal, job_id: str, batch_id: str) -> bool:
+    """Tells every open tab of the caller that the report they asked for again is still being made; False
+    when it has ended in the meantime (nothing is said: a duplicate never follows a job's end)."""
+    told = await hub.jobs.tell_duplicate(who.user_id, batch_id, job_id)
+    if told:
+        hub.metrics.requests.labels("duplicate").inc()
+    return told
 
 
 @routes.get("/v1/reports/jobs/{jobId}")

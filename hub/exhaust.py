@@ -1,0 +1,305 @@
+"""Sunbird's data-exhaust API in the hub's terms: what a request body asks for, the request id Sunbird
+derives from it, where requests are kept, and a job as the analytics service shows it.
+
+The portal and the mobile app ask for on-demand reports through the analytics service
+(`/dataset/v1/request/*`), so the hub answers those routes with the same bodies, ids and shapes: a
+client written against the analytics service works against the hub unchanged. Each request is a hub job
+underneath (the same guard, events and timeline as a click); this module keeps only what Sunbird's
+answers need beside the job: the tag, the channel, the dataset and how often the request was run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from hub import errors, keys
+from hub.envelope import RESPONSE_CODES, now_iso, optional_string
+from hub.errors import HubError
+from hub.events import KEEP_SECONDS, MESSAGES
+from hub.job import Job, Status
+from hub.reports import Jobs
+from hub.storage import Storage
+
+SUBMIT = "ekstep.analytics.dataset.request.submit"
+READ = "ekstep.analytics.dataset.request.info"
+LIST = "ekstep.analytics.dataset.request.list"
+SEARCH = "ekstep.analytics.dataset.request.search"
+# Datasets the hub makes; Sunbird's others (response-exhaust, userinfo-exhaust) answer 400 until built.
+DATASETS = ("progress-exhaust",)
+SEARCH_FILTERS = ("dataset", "status", "channel", "requestedDate")
+LIST_LIMIT = 10
+MAX_LIMIT = 100
+# Requests an index keeps: a tag's (what the portal's table shows) and a channel's (what search reads).
+TAG_REQUESTS = 100
+CHANNEL_REQUESTS = 1000
+# The longest password a request may carry (the portal asks for at least 6 letters and digits).
+MAX_KEY_LENGTH = 100
+LOCK_SECONDS = 10
+LOCK_POLL_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A submit request's body, checked in the order (and with the words) the analytics service uses."""
+
+    tag: str
+    dataset: str
+    batch_id: str
+    dataset_config: dict[str, Any]
+    encryption_key: str | None
+
+
+def _text(data: dict[str, Any], name: str, label: str | None = None) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise errors.EXHAUST_FIELD_EMPTY(name=label or name)
+    return value.strip()
+
+
+def request_object(body: dict[str, Any]) -> dict[str, Any]:
+    inner = body.get("request")
+    if not isinstance(inner, dict) or not inner:
+        raise errors.EXHAUST_FIELD_EMPTY(name="request")
+    return inner
+
+
+def parse_submit(body: dict[str, Any]) -> Asked:
+    asked = request_object(body)
+    tag = _text(asked, "tag")
+    dataset = _text(asked, "dataset")
+    config = asked.get("datasetConfig")
+    if not isinstance(config, dict) or not config:
+        raise errors.EXHAUST_FIELD_EMPTY(name="datasetConfig")
+    if dataset not in DATASETS:
+        raise errors.DATASET_NOT_SUPPORTED(dataset=dataset, supported=", ".join(DATASETS))
+    output_format = asked.get("output_format", "csv")
+    if output_format != "csv":
+        raise errors.FORMAT_NOT_SUPPORTED(value=output_format)
+    return Asked(
+        tag=tag,
+        dataset=dataset,
+        batch_id=_text(config, "batchId", "datasetConfig.batchId"),
+        dataset_config=config,
+        encryption_key=optional_string(asked, "encryptionKey", MAX_KEY_LENGTH),
+    )
+
+
+def request_id(tag: str, dataset: str, requested_by: str, channel: str, day: str, protected: bool) -> str:
+    """Sunbird's request id: one per (tag, dataset, requester, channel, day), so the same request made
+    twice on one day names one job. The same key as the analytics service's for a plain request, so the
+    ids match its; a protected request is a different request (its file is another file)."""
+    parts = [tag, dataset, requested_by, channel, day, *(["encrypted"] if protected else [])]
+    return hashlib.md5("|".join(parts).encode(), usedforsecurity=False).hexdigest().upper()
+
+
+def today() -> str:
+    return f"{datetime.now(UTC):%Y-%m-%d}"
+
+
+@dataclass(frozen=True)
+class Record:
+    """A data-exhaust request and the hub job that answers it (the latest one: a FAILED request that is
+    asked again runs a new job under the same request id)."""
+
+    request_id: str
+    tag: str  # with `:<channel>` appended, as Sunbird stores it
+    dataset: str
+    requested_by: str
+    channel: str
+    batch_id: str
+    dataset_config: dict[str, Any]
+    attempts: int
+    job_id: str
+
+    def encode(self) -> dict[str, str]:
+        return {
+            "requestId": self.request_id,
+            "tag": self.tag,
+            "dataset": self.dataset,
+            "requestedBy": self.requested_by,
+            "channel": self.channel,
+            "batchId": self.batch_id,
+            "datasetConfig": orjson.dumps(self.dataset_config).decode(),
+            "attempts": str(self.attempts),
+            "jobId": self.job_id,
+        }
+
+    @classmethod
+    def decode(cls, raw: dict[bytes, bytes]) -> Record | None:
+        if not raw:
+            return None
+        fields = {name.decode(): value.decode() for name, value in raw.items()}
+        return cls(
+            request_id=fields["requestId"],
+            tag=fields["tag"],
+            dataset=fields["dataset"],
+            requested_by=fields["requestedBy"],
+            channel=fields["channel"],
+            batch_id=fields["batchId"],
+            dataset_config=orjson.loads(fields["datasetConfig"]),
+            attempts=int(fields["attempts"]),
+            job_id=fields["jobId"],
+        )
+
+
+class Requests:
+    """Where data-exhaust requests are kept: one hash each, and the tag's and channel's indexes."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def get(self, request_id: str) -> Record | None:
+        return Record.decode(await self._redis.hgetall(keys.exhaust_request(request_id)))
+
+    async def save(self, record: Record, submitted_at: int) -> None:
+        indexes = (
+            (keys.exhaust_tag(record.tag), TAG_REQUESTS),
+            (keys.exhaust_channel(record.channel), CHANNEL_REQUESTS),
+        )
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.exhaust_request(record.request_id), mapping=record.encode())
+            pipe.expire(keys.exhaust_request(record.request_id), KEEP_SECONDS)
+            for index, size in indexes:
+                pipe.zadd(index, {record.request_id: submitted_at})
+                pipe.zremrangebyrank(index, 0, -(size + 1))
+                pipe.expire(index, KEEP_SECONDS)
+            await pipe.execute()
+
+    async def newest(self, index: str, limit: int) -> list[Record]:
+        ids = await self._redis.zrevrange(index, 0, limit - 1)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for raw in ids:
+                pipe.hgetall(keys.exhaust_request(raw.decode()))
+            found = await pipe.execute()
+        return [record for record in map(Record.decode, found) if record is not None]
+
+    async def of_tag(self, tag: str, limit: int) -> list[Record]:
+        return await self.newest(keys.exhaust_tag(tag), limit)
+
+    async def of_channel(self, channel: str) -> list[Record]:
+        return await self.newest(keys.exhaust_channel(channel), CHANNEL_REQUESTS)
+
+    @contextlib.asynccontextmanager
+    async def claimed(self, request_id: str) -> AsyncIterator[None]:
+        """One submission of a request id at a time: twin requests that arrive together both see the job
+        the first one made, instead of the second being refused by the (user, batch) guard."""
+        lock, token = keys.exhaust_lock(request_id), uuid.uuid4().hex
+        async with asyncio.timeout(LOCK_SECONDS):
+            # Another hub process may hold it, so there is no local event to wait on: poll Redis.
+            while not await self._redis.set(lock, token, nx=True, ex=LOCK_SECONDS):  # noqa: ASYNC110
+                await asyncio.sleep(LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            if await self._redis.get(lock) == token.encode():
+                await self._redis.delete(lock)
+
+
+async def with_jobs(records: Iterable[Record], jobs: Jobs) -> list[tuple[Record, Job]]:
+    """Each request with its job; a request whose job has expired is gone too."""
+    records = list(records)
+    found = await asyncio.gather(*(jobs.get(record.job_id) for record in records))
+    return [(record, job) for record, job in zip(records, found, strict=True) if job is not None]
+
+
+def matches(record: Record, job: Job, filters: dict[str, Any]) -> bool:
+    """Whether a request passes search's filters; each filter is one value or a list of them."""
+    values = {
+        "dataset": record.dataset,
+        "status": job.status.value,
+        "channel": record.channel,
+        "requestedDate": f"{datetime.fromtimestamp(job.submitted_at / 1000, UTC):%Y-%m-%d}",
+    }
+    for name in SEARCH_FILTERS:
+        wanted = filters.get(name)
+        if wanted is None:
+            continue
+        if values[name] not in (wanted if isinstance(wanted, list) else [wanted]):
+            return False
+    return True
+
+
+def search_filters(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    asked = request_object(body)
+    filters = asked.get("filters")
+    if not isinstance(filters, dict) or not filters:
+        raise errors.FILTERS_EMPTY()
+    if not any(name in filters for name in SEARCH_FILTERS):
+        raise errors.UNSUPPORTED_FILTERS(supported=", ".join(SEARCH_FILTERS))
+    return filters, limit_of(asked.get("limit", LIST_LIMIT))
+
+
+def limit_of(value: object) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_LIMIT:
+        raise errors.INVALID_LIMIT(limit=MAX_LIMIT)
+    return value
+
+
+def _ms(iso_time: str) -> int:
+    return int(datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+async def job_answer(record: Record, job: Job, storage: Storage) -> dict[str, Any]:
+    """A job as the analytics service answers it (its `JobResponse`), times in ms. The download link is
+    minted at every read, as Sunbird does, since a stored one would have expired."""
+    urls: list[str] = []
+    expires_at = None
+    if job.status == Status.SUCCESS and job.key:
+        url, expires = await storage.download_url(job.job_id, job.key)
+        urls, expires_at = [url], _ms(expires)
+    completed = job.completed_at if job.status.ended else None
+    return {
+        "requestId": record.request_id,
+        "tag": record.tag,
+        "dataset": record.dataset,
+        "requestedBy": record.requested_by,
+        "requestedChannel": record.channel,
+        "status": job.status.value,
+        "statusMessage": f"{MESSAGES['report.failed']} ({job.error})" if job.status == Status.FAILED else None,
+        "lastUpdated": completed or job.submitted_at,
+        "datasetConfig": record.dataset_config,
+        "attempts": record.attempts,
+        "jobStats": {
+            "dtJobSubmitted": job.submitted_at,
+            "dtJobCompleted": completed,
+            "executionTime": completed - job.submitted_at if completed else None,
+        },
+        "downloadUrls": urls,
+        "expiresAt": expires_at,
+    }
+
+
+def envelope(api_id: str, result: dict[str, Any] | None, status: int = 200, errmsg: str | None = None) -> bytes:
+    """The analytics service's envelope: `ver` 1.0, and on failure the response code in `params.err`
+    and the sentence in `params.errmsg`."""
+    code = RESPONSE_CODES.get(status, "SERVER_ERROR" if status >= 500 else "CLIENT_ERROR")
+    return orjson.dumps({
+        "id": api_id,
+        "ver": "1.0",
+        "ts": now_iso(),
+        "params": {
+            "resmsgid": str(uuid.uuid4()),
+            "msgid": None,
+            "err": code if errmsg else None,
+            "status": "failed" if errmsg else "successful",
+            "errmsg": errmsg,
+        },
+        "responseCode": code,
+        "result": result,
+    })  # fmt: skip
+
+
+def failure(api_id: str, error: HubError) -> bytes:
+    return envelope(api_id, error.result or None, error.status, error.errmsg)

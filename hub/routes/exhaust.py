@@ -1,0 +1,184 @@
+"""The analytics service's data-exhaust routes, answered by the hub: what the portal's on-demand reports
+table and the mobile app already call (`/dataset/v1/request/submit|read|list|search`).
+
+Behind Sunbird's API gateway the user's token comes in `x-authenticated-user-token` and `Authorization`
+carries the gateway's own API key, which is never taken for a user; called directly, a user token in
+`Authorization` works as on `/v1`. `X-Channel-ID` names the channel. `X-Authenticated-Userid` and the
+body's `requestedBy` are never trusted: the requester is whoever the token says.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from hub import errors
+from hub.access import batch_for, may_see
+from hub.envelope import json_object
+from hub.errors import HubError
+from hub.exhaust import (
+    LIST,
+    LIST_LIMIT,
+    READ,
+    SEARCH,
+    SUBMIT,
+    Record,
+    Requests,
+    envelope,
+    failure,
+    job_answer,
+    limit_of,
+    matches,
+    parse_submit,
+    request_id,
+    search_filters,
+    today,
+    with_jobs,
+)
+from hub.identity import Principal
+from hub.job import Job, Status
+from hub.reports import now_ms
+from hub.request import caller, hub_of
+from hub.routes.reports import announce_duplicate, start_report
+from hub.services import Hub
+
+routes = web.RouteTableDef()
+log = logging.getLogger(__name__)
+USER_TOKEN = "x-authenticated-user-token"
+MAX_CHANNEL_LENGTH = 200
+
+
+def exhaust_api(api_id: str) -> Callable[[Callable[[web.Request], Awaitable[Any]]], Callable[..., Any]]:
+    """The analytics service's envelope for every answer of these routes, errors and crashes included."""
+
+    def decorate(handler: Callable[[web.Request], Awaitable[dict[str, Any]]]) -> Callable[..., Any]:
+        @functools.wraps(handler)
+        async def answer(request: web.Request) -> web.Response:
+            try:
+                body, status = envelope(api_id, await handler(request)), 200
+            except HubError as error:
+                body, status = failure(api_id, error), error.status
+            except Exception:
+                log.exception("unhandled error on %s %s", request.method, request.path)
+                body, status = failure(api_id, errors.SERVER_ERROR()), 500
+            return web.Response(body=body, status=status, content_type="application/json")
+
+        return answer
+
+    return decorate
+
+
+def gateway_caller(request: web.Request) -> Principal:
+    token = request.headers.get(USER_TOKEN, "").strip()
+    if token:
+        return hub_of(request).verifier.verify(token.removeprefix("Bearer ").strip())
+    return caller(request)
+
+
+def channel_of(request: web.Request) -> str:
+    """The channel, as Sunbird appends it to tags (`:<channel>`); empty when the gateway sent none."""
+    channel = request.headers.get("X-Channel-ID", "").strip()
+    if len(channel) > MAX_CHANNEL_LENGTH:
+        raise errors.FIELD_TOO_LONG(name="X-Channel-ID", limit=MAX_CHANNEL_LENGTH)
+    return channel
+
+
+async def visible(hub: Hub, who: Principal, records: list[Record]) -> list[tuple[Record, Job]]:
+    """The requests (with their jobs) of batches the caller may act on, each batch looked up once."""
+    allowed: dict[str, bool] = {}
+    shown = []
+    for record, job in await with_jobs(records, hub.jobs):
+        if record.batch_id not in allowed:
+            batch = await hub.source.batch(record.batch_id)
+            allowed[record.batch_id] = batch is not None and may_see(batch, who, hub.settings.report_roles)
+        if allowed[record.batch_id]:
+            shown.append((record, job))
+    return shown
+
+
+async def answers(hub: Hub, found: list[tuple[Record, Job]]) -> dict[str, Any]:
+    return {"count": len(found), "jobs": [await job_answer(record, job, hub.storage) for record, job in found]}
+
+
+@routes.post("/dataset/v1/request/submit")
+@exhaust_api(SUBMIT)
+async def submit(request: web.Request) -> dict[str, Any]:
+    """Sunbird's same-day idempotency on top of the hub's guard: the same request on the same day answers
+    the job it already made, unless that job FAILED, when it runs again under the same request id."""
+    who = gateway_caller(request)
+    hub = hub_of(request)
+    await hub.limits.take(who.user_id, "submit")
+    asked = parse_submit(await json_object(request))
+    batch = await batch_for(hub.source, who, asked.batch_id, hub.settings.report_roles)
+    channel = channel_of(request)
+    rid = request_id(asked.tag, asked.dataset, who.user_id, channel, today(), asked.encryption_key is not None)
+    requests = Requests(hub.redis)
+    async with requests.claimed(rid):
+        earlier = await requests.get(rid)
+        job = await hub.jobs.get(earlier.job_id) if earlier else None
+        if earlier and job and job.status != Status.FAILED:
+            if not job.status.ended:
+                await announce_duplicate(hub, who, job.job_id, job.batch_id)
+            return await job_answer(earlier, job, hub.storage)
+        submitted_at = now_ms()
+        job_id = await start_report(hub, who, batch, asked.encryption_key)
+        record = Record(
+            request_id=rid,
+            tag=f"{asked.tag}:{channel}",
+            dataset=asked.dataset,
+            requested_by=who.user_id,
+            channel=channel,
+            batch_id=batch.batch_id,
+            dataset_config=asked.dataset_config,
+            attempts=(earlier.attempts if earlier else 0) + 1,
+            job_id=job_id,
+        )
+        await requests.save(record, submitted_at)
+    job = await hub.jobs.get(job_id)
+    if job is None:
+        raise errors.NOT_STARTED()
+    return await job_answer(record, job, hub.storage)
+
+
+@routes.get("/dataset/v1/request/read/{tag}")
+@exhaust_api(READ)
+async def read(request: web.Request) -> dict[str, Any]:
+    who = gateway_caller(request)
+    hub = hub_of(request)
+    wanted = request.query.get("requestId", "").strip()
+    if not wanted:
+        raise errors.EXHAUST_FIELD_EMPTY(name="requestId")
+    tag = f"{request.match_info['tag']}:{channel_of(request)}"
+    record = await Requests(hub.redis).get(wanted)
+    found = await with_jobs([record], hub.jobs) if record and record.tag == tag else []
+    if not found:
+        raise errors.REQUEST_NOT_FOUND()
+    await batch_for(hub.source, who, record.batch_id, hub.settings.report_roles)
+    return await job_answer(*found[0], hub.storage)
+
+
+@routes.get("/dataset/v1/request/list/{tag}")
+@exhaust_api(LIST)
+async def list_requests(request: web.Request) -> dict[str, Any]:
+    who = gateway_caller(request)
+    hub = hub_of(request)
+    limit = limit_of(request.query.get("limit", LIST_LIMIT))
+    tag = f"{request.match_info['tag']}:{channel_of(request)}"
+    return await answers(hub, await visible(hub, who, await Requests(hub.redis).of_tag(tag, limit)))
+
+
+@routes.post("/dataset/v1/request/search")
+@exhaust_api(SEARCH)
+async def search(request: web.Request) -> dict[str, Any]:
+    """Requests of one channel (the `channel` filter, or the caller's) that the caller may see."""
+    who = gateway_caller(request)
+    hub = hub_of(request)
+    filters, limit = search_filters(await json_object(request))
+    channel = filters.get("channel") if isinstance(filters.get("channel"), str) else channel_of(request)
+    records = await Requests(hub.redis).of_channel(channel)
+    found = [(record, job) for record, job in await visible(hub, who, records) if matches(record, job, filters)]
+    return {**await answers(hub, found[:limit]), "count": len(found)}

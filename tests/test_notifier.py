@@ -1,0 +1,164 @@
+"""The notification bell: every report that ends reaches Sunbird's notification service as a `feed`
+notification, checked here by a receiver that validates each request as the service's SDK does."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from hub.config import Settings
+from hub.embedded import free_port
+from tests.helpers import MENTOR, Call, next_event
+
+BATCH = "batch-0001"
+# The notification service's `notification_request.json` (notification-sdk), inside the API's `request`.
+NOTIFICATION = {
+    "type": "object",
+    "required": ["priority", "type", "action"],
+    "properties": {
+        "ids": {"type": "array", "items": {"type": "string"}},
+        "priority": {"type": "integer"},
+        "type": {"type": "string", "enum": ["email", "phone", "device", "feed"]},
+        "action": {
+            "type": "object",
+            "required": ["type", "category", "createdBy"],
+            "properties": {
+                "type": {"type": "string"},
+                "category": {"type": "string"},
+                "template": {
+                    "type": "object",
+                    "required": ["params"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "type": {"type": "string"},
+                        "data": {"type": "string"},
+                        "ver": {"type": "string"},
+                        "params": {"type": "object"},
+                    },
+                },
+                "createdBy": {
+                    "type": "object",
+                    "required": ["id", "type"],
+                    "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "type": {"type": "string"}},
+                },
+                "additionalInfo": {"type": "object"},
+            },
+        },
+    },
+}
+SEND_REQUEST = {
+    "type": "object",
+    "required": ["request"],
+    "properties": {
+        "request": {
+            "type": "object",
+            "required": ["notifications"],
+            "properties": {"notifications": {"type": "array", "minItems": 1, "items": NOTIFICATION}},
+        }
+    },
+}
+
+
+@dataclass
+class Receiver:
+    """A notification service that refuses the first `failures` requests with 503, then accepts."""
+
+    failures: int = 0
+    delay: float = 0
+    attempts: int = 0
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        jsonschema.validate(body, SEND_REQUEST)  # an invalid request fails the handler: a 500, never accepted
+        self.attempts += 1
+        await asyncio.sleep(self.delay)
+        if self.attempts <= self.failures:
+            return web.json_response({"responseCode": "SERVER_ERROR"}, status=503)
+        self.accepted.extend(body["request"]["notifications"])
+        self.arrived.set()
+        return web.json_response({"responseCode": "OK", "result": {"response": "SUCCESS"}})
+
+
+@pytest.fixture
+def receiver() -> Receiver:
+    return Receiver()
+
+
+@pytest.fixture
+async def receiver_url(receiver: Receiver) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_post("/v2/notification/send", receiver.send)
+    server = TestServer(app, host="127.0.0.1", port=free_port())
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+@pytest.fixture
+def env(env: dict[str, str], receiver_url: str) -> dict[str, str]:
+    return {**env, "SUNBIRD_NOTIFICATION_URL": receiver_url}
+
+
+async def arrival(receiver: Receiver, within: float = 10) -> dict[str, Any]:
+    async with asyncio.timeout(within):
+        await receiver.arrived.wait()
+    [notification] = receiver.accepted
+    return notification
+
+
+async def test_a_ready_report_is_a_feed_notification_for_its_requester(
+    call: Call, http, socket_url, worker, receiver: Receiver
+) -> None:
+    async with http.ws_connect(await socket_url()) as ws:
+        _, submitted = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
+        ready = await next_event(ws, "report.completed")
+    notification = await arrival(receiver)
+    assert (notification["ids"], notification["type"], notification["priority"]) == ([MENTOR], "feed", 1)
+    assert notification["action"]["type"] == "course-report-ready"
+    assert notification["action"]["createdBy"]["type"] == "System"
+    info = notification["action"]["additionalInfo"]
+    assert (info["jobId"], info["status"], info["fileName"]) == (
+        submitted["result"]["jobId"],
+        "SUCCESS",
+        ready["fileName"],
+    )
+    assert info["tag"] == f"do_course_0001_{BATCH}"
+
+
+async def test_a_failed_report_is_a_feed_notification_with_its_reason(
+    call: Call, worker, receiver: Receiver, settings: Settings
+) -> None:
+    with sqlite3.connect(settings.source_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE users SET name = CAST(x'ff' AS TEXT) WHERE user_id IN (SELECT user_id FROM users LIMIT 1)")
+    await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
+    notification = await arrival(receiver)
+    assert notification["action"]["type"] == "course-report-failed"
+    assert notification["action"]["additionalInfo"]["reason"] == "SOURCE_ERROR"
+
+
+async def test_a_notification_refused_for_a_while_is_sent_again(call: Call, worker, receiver: Receiver) -> None:
+    receiver.failures = 2
+    await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
+    await arrival(receiver)
+    assert receiver.attempts == 3
+
+
+async def test_a_slow_notification_service_never_holds_the_report(
+    call: Call, http, socket_url, worker, receiver: Receiver
+) -> None:
+    receiver.delay = 60
+    async with http.ws_connect(await socket_url()) as ws:
+        await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
+        ready = await next_event(ws, "report.completed", within=10)
+    assert ready["rows"] == 120
+    assert receiver.accepted == []
