@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from hub.config import (
     load,
     require_redis,
     require_verifier,
+    signs_with_public_keys,
 )
 from hub.embedded import embedded_redis
 from hub.identity import mint_token
@@ -132,8 +134,10 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     # A terminal's Ctrl-C and a supervisor's SIGTERM both end here, so the embedded Valkey stops too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
-    if not (settings.jwt_secret or settings.jwt_public_key or settings.jwt_jwks):
-        settings = settings.with_(jwt_secret=DEV_JWT_SECRET, link_secret=settings.link_secret or DEV_JWT_SECRET)
+    if not (settings.jwt_secret or signs_with_public_keys(settings)):
+        settings = settings.with_(jwt_secret=DEV_JWT_SECRET)
+    # Server and worker share this process, so a link key of the moment serves them both.
+    settings = settings.with_(link_secret=settings.link_secret or secrets.token_urlsafe(32))
     with _redis_for_dev(settings) as settings:
         asyncio.run(_seed_demo(settings))
         token = mint_token(DEMO_MENTOR, ["COURSE_MENTOR"], 24 * 3600, settings.jwt_secret)

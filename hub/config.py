@@ -16,6 +16,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 
 DEV_JWT_SECRET = "dev-only-secret-never-use-this-in-production"
+# HMAC keys shorter than the hash (SHA-256: 32 bytes) are weaker than the hash itself (RFC 7518 3.2).
+MIN_SECRET_LENGTH = 32
 # The object stores' own variables (credentials, endpoint, region...), handed to obstore by hub.storage.
 CLOUD_PREFIXES = ("AWS_", "AZURE_", "GOOGLE_")
 
@@ -38,11 +40,15 @@ class Settings:
     jwt_secret: str | None
     jwt_public_key: str | None
     jwt_jwks: str | None
+    # Keycloak's JWKS endpoint (`.../realms/<realm>/protocol/openid-connect/certs`), fetched and cached.
+    jwt_jwks_url: str | None
+    jwt_issuer: str | None
+    jwt_audience: str | None
     host: str
     port: int
     public_url: str
     link_ttl: int
-    link_secret: str
+    link_secret: str | None
     allowed_origins: tuple[str, ...]
     event_retention: int
     report_timeout: int
@@ -117,7 +123,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     public_key = _readable_file(env, "JWT_PUBLIC_KEY")
     jwks = _readable_file(env, "JWT_JWKS")
     _check_keys(public_key, jwks)
-    link_secret = env.get("LINK_SECRET", "").strip() or jwt_secret or ""
+    jwks_url = env.get("JWT_JWKS_URL", "").strip() or None
+    if jwks_url:
+        _url(env, "JWT_JWKS_URL", jwks_url, ("http", "https"))
     origins = tuple(o.strip().rstrip("/") for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip())
     telemetry_url = env.get("TELEMETRY_URL", "").strip() or None
     if telemetry_url:
@@ -129,11 +137,14 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         jwt_secret=jwt_secret,
         jwt_public_key=public_key,
         jwt_jwks=jwks,
+        jwt_jwks_url=jwks_url,
+        jwt_issuer=env.get("JWT_ISSUER", "").strip() or None,
+        jwt_audience=env.get("JWT_AUDIENCE", "").strip() or None,
         host=host,
         port=port,
         public_url=(env.get("PUBLIC_URL", "").strip() or f"http://{host}:{port}").rstrip("/"),
         link_ttl=_int(env, "LINK_TTL", 1800),
-        link_secret=link_secret,
+        link_secret=env.get("LINK_SECRET", "").strip() or None,
         allowed_origins=origins,
         event_retention=_int(env, "EVENT_RETENTION", 1000),
         report_timeout=_int(env, "REPORT_TIMEOUT", 300),
@@ -154,13 +165,31 @@ def require_redis(settings: Settings) -> str:
     return settings.redis_url
 
 
+def signs_with_public_keys(settings: Settings) -> bool:
+    """With a Keycloak key configured, only its signatures count: an HS256 secret beside it would let
+    whoever holds that secret mint any user's token."""
+    return bool(settings.jwt_public_key or settings.jwt_jwks or settings.jwt_jwks_url)
+
+
 def require_verifier(settings: Settings) -> None:
-    """The server must be able to check tokens and sign links; the worker only signs links."""
-    if not (settings.jwt_secret or settings.jwt_public_key or settings.jwt_jwks):
-        raise ConfigError("JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS must be set to verify tokens")
+    """The server must be able to check tokens, with a key nobody else knows, and sign links."""
+    if not (settings.jwt_secret or signs_with_public_keys(settings)):
+        raise ConfigError("JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS or JWT_JWKS_URL must be set to verify tokens")
+    if settings.jwt_secret == DEV_JWT_SECRET:
+        raise ConfigError("JWT_SECRET is the development secret that `hub dev` uses; set a secret of your own")
+    if settings.jwt_secret and len(settings.jwt_secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_LENGTH} characters")
     require_link_secret(settings)
 
 
 def require_link_secret(settings: Settings) -> None:
+    """Local download links are signed with LINK_SECRET, which the hub and every worker hold. It is never
+    a token key, so a worker's environment cannot mint a token."""
+    if not settings.storage_url.startswith("file:"):
+        return  # cloud stores presign their own links
     if not settings.link_secret:
-        raise ConfigError("LINK_SECRET (or JWT_SECRET) must be set to sign download links")
+        raise ConfigError("LINK_SECRET must be set to sign download links of local storage (STORAGE_URL=file://)")
+    if len(settings.link_secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"LINK_SECRET must be at least {MIN_SECRET_LENGTH} characters")
+    if settings.link_secret == settings.jwt_secret:
+        raise ConfigError("LINK_SECRET must differ from JWT_SECRET: a worker must hold nothing that signs a token")

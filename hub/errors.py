@@ -60,4 +60,5 @@ NOTHING_TO_REPLAY = Problem(404, "NOTHING_TO_REPLAY", "This job has no notificat
 DOWNLOAD_IN_PROGRESS = Problem(409, "DOWNLOAD_IN_PROGRESS", "Download in-progress. Please try after sometime")
 # Our side
 NOT_STARTED = Problem(503, "SERVICE_UNAVAILABLE", "The report could not be started; please try again.")
+IDENTITY_UNAVAILABLE = Problem(503, "SERVICE_UNAVAILABLE", "Sign-in cannot be checked right now; please try again.")
 SERVER_ERROR = Problem(500, "SERVER_ERROR", "Something went wrong on our side; please try again.")

@@ -26,14 +26,14 @@ def hub_of(request: web.Request) -> Hub:
     return request.app[HUB]
 
 
-def caller(request: web.Request) -> Principal:
+async def caller(request: web.Request) -> Principal:
     """The user of the bearer token; every `/v1` call but the sockets' (which use tickets) starts here."""
-    return hub_of(request).verifier.verify(bearer(request.headers.get("Authorization")))
+    return await hub_of(request).verifier.verify(bearer(request.headers.get("Authorization")))
 
 
 async def budgeted(request: web.Request, action: str) -> Principal:
     """The caller, once one request of theirs for `action` is taken from their budget (429 past it)."""
-    who = caller(request)
+    who = await caller(request)
     await hub_of(request).limits.take(who.user_id, action)
     return who
 

@@ -52,6 +52,10 @@ class Hub(Core):
     metrics: Metrics
     limits: Limits
 
+    async def close(self) -> None:
+        await self.verifier.close()
+        await super().close()
+
 
 async def connect(settings: Settings) -> ArqRedis:
     try:
@@ -80,11 +84,13 @@ async def open_core(settings: Settings, redis: ArqRedis) -> Core:
 async def open_hub(settings: Settings) -> Hub:
     redis = await connect(settings)
     core = await open_core(settings, redis)
+    verifier = TokenVerifier(settings)
+    await verifier.start()
     return Hub(
         **core.parts(),
         bus=Bus(redis),
         tickets=Tickets(redis),
-        verifier=TokenVerifier(settings),
+        verifier=verifier,
         telemetry=TelemetrySink(settings),
         metrics=Metrics(),
         limits=Limits(redis, settings.rate_limit),

@@ -27,7 +27,7 @@ import obstore
 from obstore.exceptions import BaseError, UnknownConfigurationKeyError
 from obstore.store import AzureStore, GCSStore, LocalStore, S3Store, from_url
 
-from hub.config import STORAGE_UNUSABLE, ConfigError, Settings
+from hub.config import STORAGE_UNUSABLE, ConfigError, Settings, require_link_secret
 from hub.envelope import iso
 
 CloudStore = S3Store | AzureStore | GCSStore
@@ -111,7 +111,10 @@ class Storage:
         self._settings = settings
         url = settings.storage_url
         self.local_root: Path | None = None
+        self._link_secret = ""
         if url.startswith("file://"):
+            require_link_secret(settings)
+            self._link_secret = str(settings.link_secret)
             self.local_root = _local_root(url)
             try:
                 self.local_root.mkdir(parents=True, exist_ok=True)
@@ -180,10 +183,14 @@ class Storage:
         expires = int(time.time()) + ttl
         expires_at = iso(expires * 1000)
         if self.local_root is not None:
-            signature = sign(self._settings.link_secret, job_id, key, expires)
+            signature = sign(self._link_secret, job_id, key, expires)
             return f"{self._settings.public_url}/files/{job_id}?expires={expires}&sig={signature}", expires_at
         url = await obstore.sign_async(cast(CloudStore, self._store), "GET", key, timedelta(seconds=ttl))
         return url, expires_at
+
+    def link_is_valid(self, job_id: str, key: str, expires: str, signature: str) -> bool:
+        """Whether a local download link was minted by `download_url` for this job and has not expired."""
+        return bool(self._link_secret) and link_is_valid(self._link_secret, job_id, key, expires, signature)
 
     def _explain(self, exc: BaseError) -> str:
         """obstore's messages run to dozens of lines of debug output; an operator needs the status."""

@@ -14,14 +14,14 @@ routes = web.RouteTableDef()
 @routes.get("/v1/mentor/batches")
 @api("api.mentor.batches")
 async def mentor_batches(request: web.Request) -> Result:
-    who = caller(request)
+    who = await caller(request)
     return {"batches": await hub_of(request).source.mentor_batches(who.user_id)}
 
 
 @routes.get("/v1/batches/{batchId}/dashboard")
 @api("api.batch.dashboard")
 async def dashboard(request: web.Request) -> Result:
-    who = caller(request)
+    who = await caller(request)
     hub = hub_of(request)
     batch = await batch_for(hub.source, who, request.match_info["batchId"])
     figures = await hub.source.dashboard(batch.batch_id)

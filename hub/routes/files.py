@@ -7,7 +7,7 @@ from aiohttp import web
 from hub import errors
 from hub.job import Status
 from hub.request import api, hub_of
-from hub.storage import CSV_TYPE, content_disposition, link_is_valid
+from hub.storage import CSV_TYPE, content_disposition
 
 routes = web.RouteTableDef()
 
@@ -20,7 +20,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     if job is None or job.status != Status.SUCCESS or job.key is None or hub.storage.local_root is None:
         raise errors.FILE_NOT_FOUND()
     expires, signature = request.query.get("expires", ""), request.query.get("sig", "")
-    if not link_is_valid(hub.settings.link_secret, job.job_id, job.key, expires, signature):
+    if not hub.storage.link_is_valid(job.job_id, job.key, expires, signature):
         raise errors.LINK_EXPIRED()
     path = hub.storage.local_path(job.key)
     if not path.is_file():

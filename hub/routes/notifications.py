@@ -32,7 +32,7 @@ async def socket_caller(request: web.Request) -> Principal:
     ticket = request.query.get("ticket")
     if ticket is not None:
         return await hub_of(request).tickets.redeem(ticket)
-    return caller(request)
+    return await caller(request)
 
 
 def resume_point(value: str | None) -> str | None:
@@ -139,7 +139,7 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
 @routes.get("/v1/notifications")
 @api("api.notifications.read")
 async def poll(request: web.Request) -> Result:
-    who = caller(request)
+    who = await caller(request)
     page = await read_page(hub_of(request).events, who.user_id, resume_point(request.query.get("after")), POLL_LIMIT)
     return {
         "events": [orjson.loads(frame) for frame in page.frames],

@@ -45,7 +45,7 @@ async def submit(request: web.Request) -> Result:
 @routes.get("/v1/reports/jobs/{jobId}")
 @api("api.report.job.read")
 async def read_job(request: web.Request) -> Result:
-    who = caller(request)
+    who = await caller(request)
     hub = hub_of(request)
     job = await hub.jobs.get(request.match_info["jobId"])
     if job is None:
@@ -60,7 +60,7 @@ async def read_job(request: web.Request) -> Result:
 @routes.get("/v1/reports/jobs")
 @api("api.report.job.list")
 async def list_jobs(request: web.Request) -> Result:
-    who = caller(request)
+    who = await caller(request)
     hub = hub_of(request)
     batch_id = request.query.get("batchId") or None
     if batch_id is not None:

@@ -17,7 +17,7 @@ NOT_USER_FACING = {"report.progress"}
 
 
 async def _timeline(request: web.Request) -> tuple[Job, list[dict[str, Any]]]:
-    if not caller(request).is_support:
+    if not (await caller(request)).is_support:
         raise errors.NOT_SUPPORT()
     hub = hub_of(request)
     job = await hub.jobs.get(request.match_info["jobId"])
