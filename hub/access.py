@@ -3,13 +3,13 @@ including reads of report jobs (a mentor removed from a batch gets no fresh link
 
 from __future__ import annotations
 
-from hub import errors
+from hub import errors, ids
 from hub.identity import Principal
 from hub.source import Batch, Source
 
 
 async def batch_for(source: Source, who: Principal, batch_id: str) -> Batch:
-    batch = await source.batch(batch_id)
+    batch = await source.batch(ids.batch_id(batch_id))
     if batch is None:
         raise errors.BATCH_NOT_FOUND(batch_id=batch_id)
     if not batch.allows(who.user_id):

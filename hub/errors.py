@@ -37,6 +37,7 @@ NOT_AN_OBJECT = Problem(400, "INVALID_REQUEST", "The request body must be a JSON
 FIELD_REQUIRED = Problem(400, "INVALID_REQUEST", "'{name}' is required and must be a non-empty string.")
 FIELD_TOO_LONG = Problem(400, "INVALID_REQUEST", "'{name}' must be at most {limit} characters.")
 REQUEST_TOO_LARGE = Problem(400, "REQUEST_TOO_LARGE", "The request body is over {limit} bytes.")
+INVALID_ID = Problem(400, "INVALID_ID", "'{name}' is not an id this hub gives out or knows.")
 INVALID_EVENT_ID = Problem(400, "INVALID_EVENT_ID", "The event id must look like '1732435200000-0'.")
 INVALID_TELEMETRY = Problem(400, "INVALID_TELEMETRY", "{detail}")
 # Who is calling

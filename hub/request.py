@@ -66,6 +66,9 @@ def check_socket_origin(request: web.Request) -> None:
     if origin is None:
         return
     settings = hub_of(request).settings
-    same_host = urlparse(origin).netloc == request.host
+    try:
+        same_host = urlparse(origin).netloc == request.host
+    except ValueError:  # `http://[` and the like: no page has that origin
+        same_host = False
     if not (listed_origin(settings, origin) or (not settings.allowed_origins and same_host)):
         raise errors.ORIGIN_NOT_ALLOWED(origin=origin)

@@ -27,6 +27,7 @@ import obstore
 from obstore.exceptions import BaseError, UnknownConfigurationKeyError
 from obstore.store import AzureStore, GCSStore, LocalStore, S3Store, from_url
 
+from hub import ids
 from hub.config import STORAGE_UNUSABLE, ConfigError, Settings, require_link_secret
 from hub.envelope import iso
 
@@ -214,6 +215,8 @@ def sign(secret: str, job_id: str, key: str, expires: int) -> str:
 
 
 def link_is_valid(secret: str, job_id: str, key: str, expires: str, signature: str) -> bool:
-    if not expires.isdigit() or int(expires) < time.time():
+    """Whatever a link's holder puts in it: `expires` ASCII digits only, any signature compared as bytes
+    (`compare_digest` raises on non-ASCII text)."""
+    if not ids.EXPIRES.fullmatch(expires) or int(expires) < time.time():
         return False
-    return hmac.compare_digest(sign(secret, job_id, key, int(expires)), signature)
+    return hmac.compare_digest(sign(secret, job_id, key, int(expires)).encode(), signature.encode())

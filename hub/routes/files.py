@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub import errors
+from hub import errors, ids
 from hub.job import Status
 from hub.request import api, hub_of
 from hub.storage import CSV_TYPE, content_disposition
@@ -16,7 +16,7 @@ routes = web.RouteTableDef()
 @api("api.report.file")
 async def download(request: web.Request) -> web.StreamResponse:
     hub = hub_of(request)
-    job = await hub.jobs.get(request.match_info["jobId"])
+    job = await hub.jobs.get(ids.job_id(request.match_info["jobId"]))
     if job is None or job.status != Status.SUCCESS or job.key is None or hub.storage.local_root is None:
         raise errors.FILE_NOT_FOUND()
     expires, signature = request.query.get("expires", ""), request.query.get("sig", "")

@@ -14,9 +14,10 @@ import orjson
 from aiohttp import web
 
 from hub import errors
-from hub.events import EVENT_ID, frame_id, parse_id
+from hub.events import frame_id, parse_id
 from hub.feed import HEARTBEAT_SECONDS, RESYNC, Feed, read_page
 from hub.identity import TICKET_TTL_SECONDS, Principal
+from hub.ids import EVENT_ID
 from hub.request import Result, api, budgeted, caller, check_socket_origin, hub_of
 
 routes = web.RouteTableDef()
@@ -36,7 +37,7 @@ async def socket_caller(request: web.Request) -> Principal:
 
 
 def resume_point(value: str | None) -> str | None:
-    if value and (not EVENT_ID.match(value) or max(parse_id(value)) >= LARGEST_ID_PART):
+    if value and (not EVENT_ID.fullmatch(value) or max(parse_id(value)) >= LARGEST_ID_PART):
         raise errors.INVALID_EVENT_ID()
     return value or None
 

@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from hub import errors, events
+from hub import errors, events, ids
 from hub.access import batch_for
 from hub.envelope import json_object, string_field
 from hub.job import Status
@@ -47,7 +47,7 @@ async def submit(request: web.Request) -> Result:
 async def read_job(request: web.Request) -> Result:
     who = await caller(request)
     hub = hub_of(request)
-    job = await hub.jobs.get(request.match_info["jobId"])
+    job = await hub.jobs.get(ids.job_id(request.match_info["jobId"]))
     if job is None:
         raise errors.JOB_NOT_FOUND()
     if not who.is_support:
