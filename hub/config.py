@@ -54,6 +54,12 @@ class Settings:
     report_timeout: int
     max_tries: int
     rate_limit: int
+    read_rate_limit: int
+    dashboard_rate_limit: int
+    # Sockets and streams one user may hold open at once, on all hub instances together.
+    max_connections: int
+    # Seconds the slot of a connection whose hub died stays taken.
+    connection_lease: int
     report_parts: int
     telemetry_path: str
     telemetry_url: str | None
@@ -150,6 +156,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         report_timeout=_int(env, "REPORT_TIMEOUT", 300),
         max_tries=_int(env, "REPORT_MAX_TRIES", 3),
         rate_limit=_int(env, "RATE_LIMIT", 120),
+        read_rate_limit=_int(env, "READ_RATE_LIMIT", 600),
+        dashboard_rate_limit=_int(env, "DASHBOARD_RATE_LIMIT", 60),
+        max_connections=_int(env, "MAX_CONNECTIONS", 20),
+        connection_lease=_int(env, "CONNECTION_LEASE", 60, minimum=3),
         # Each part writer is a process of ~50 MB: more cores than four buy little for one report.
         report_parts=_int(env, "REPORT_PARTS", min(os.cpu_count() or 1, 4)),
         telemetry_path=env.get("TELEMETRY_PATH", "").strip() or "./var/telemetry.jsonl",

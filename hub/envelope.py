@@ -69,7 +69,9 @@ def respond(api_id: str, result: dict[str, Any], status: int = 200) -> web.Respo
 
 def failure(api_id: str, error: HubError) -> web.Response:
     answer = payload(api_id, error.result, error.status, error.code, error.errmsg)
-    return web.Response(body=orjson.dumps(answer), status=error.status, content_type="application/json")
+    return web.Response(
+        body=orjson.dumps(answer), status=error.status, content_type="application/json", headers=error.headers
+    )
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:

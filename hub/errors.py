@@ -18,6 +18,7 @@ class HubError(Exception):
         self.code = code
         self.errmsg = errmsg
         self.result = result or {}
+        self.headers: dict[str, str] = {}  # `Retry-After` and the like, sent with the answer
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ NOT_SUPPORT = Problem(403, "NOT_SUPPORT", "Only support staff (role SUPPORT) can
 NOT_YOUR_TELEMETRY = Problem(403, "NOT_YOUR_TELEMETRY", "Event {index}: actor.id must be the signed-in user.")
 LINK_EXPIRED = Problem(403, "LINK_EXPIRED", "This download link is invalid or has expired; ask for a fresh one.")
 TOO_MANY_REQUESTS = Problem(429, "TOO_MANY_REQUESTS", "Too many requests; please wait a minute and try again.")
+TOO_MANY_CONNECTIONS = Problem(
+    429, "TOO_MANY_CONNECTIONS", "You already have {limit} live connections open; close a tab or app first."
+)
 # What they asked for
 BATCH_NOT_FOUND = Problem(404, "BATCH_NOT_FOUND", "There is no batch with id '{batch_id}'.")
 JOB_NOT_FOUND = Problem(404, "JOB_NOT_FOUND", "There is no report job with this id.")

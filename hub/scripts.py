@@ -23,3 +23,5 @@ def _script(name: str) -> str:
 SUBMIT = _script("submit")
 TRANSITION = _script("transition")
 EVENT = _script("event")
+# Changes no job and emits no event: read as it is.
+CONNECTION = (_LUA / "connection.lua").read_text()

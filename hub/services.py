@@ -18,7 +18,7 @@ from hub.config import REDIS_UNREACHABLE, SOURCE_UNREADABLE, STORAGE_UNUSABLE, C
 from hub.connections import redis_settings
 from hub.events import EventLog
 from hub.identity import Tickets, TokenVerifier
-from hub.limits import Limits
+from hub.limits import Connections, Limits
 from hub.metrics import Metrics
 from hub.reports import Jobs
 from hub.source import Source, SourceError, open_source
@@ -51,6 +51,7 @@ class Hub(Core):
     telemetry: TelemetrySink
     metrics: Metrics
     limits: Limits
+    connections: Connections
 
     async def close(self) -> None:
         await self.verifier.close()
@@ -93,5 +94,6 @@ async def open_hub(settings: Settings) -> Hub:
         verifier=verifier,
         telemetry=TelemetrySink(settings),
         metrics=Metrics(),
-        limits=Limits(redis, settings.rate_limit),
+        limits=Limits(redis, settings),
+        connections=Connections(redis, settings),
     )

@@ -21,6 +21,7 @@ from hub.config import Settings
 from hub.source.seed import seed
 from tests.helpers import MENTOR, next_event
 from tests.keycloak import AUDIENCE, Realm, serving_realm
+from tests.probe import status_of
 
 BATCH = "batch-0001"
 CREATOR = "creator-0001"
@@ -108,22 +109,6 @@ def body_for(path: str, caller: str) -> dict[str, Any] | None:
     return None
 
 
-async def status_of(http: aiohttp.ClientSession, method: str, url: str, token: str | None, body: Any) -> int:
-    """The status a caller gets; sockets and streams are closed as soon as they answer."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    if url.endswith("/ws"):
-        try:
-            async with http.ws_connect(url, headers=headers):
-                return 101
-        except aiohttp.WSServerHandshakeError as refused:
-            return refused.status
-    async with http.request(method, url, headers=headers, json=body) as response:
-        if url.startswith("/v1") and not url.endswith("/stream"):
-            envelope = await response.json()
-            assert envelope["responseCode"], f"{method} {url}: no envelope"
-        return response.status
-
-
 async def test_every_route_answers_every_kind_of_caller_as_the_table_says(
     http: aiohttp.ClientSession, realm: Realm, settings: Settings, source, worker
 ) -> None:
@@ -143,7 +128,9 @@ async def test_every_route_answers_every_kind_of_caller_as_the_table_says(
     for (method, path), expected in MATRIX.items():
         url = path.format(batch=BATCH, job=ready["jobId"], link=link)
         for caller, want in zip(CALLERS, expected, strict=True):
-            got = await status_of(http, method, url, callers[caller], body_for(path, caller))
+            token = callers[caller]
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            got = await status_of(http, method, url, headers, body_for(path, caller))
             if got != want:
                 mismatches.append(f"{method} {path} as {caller}: {got}, expected {want}")
     assert mismatches == []

@@ -10,7 +10,7 @@ from hub import errors, events, ids
 from hub.access import batch_for
 from hub.envelope import json_object, string_field
 from hub.job import Status
-from hub.request import Result, api, budgeted, caller, hub_of
+from hub.request import Result, api, budgeted, hub_of
 from hub.routes.views import job_view
 
 routes = web.RouteTableDef()
@@ -45,7 +45,7 @@ async def submit(request: web.Request) -> Result:
 @routes.get("/v1/reports/jobs/{jobId}")
 @api("api.report.job.read")
 async def read_job(request: web.Request) -> Result:
-    who = await caller(request)
+    who = await budgeted(request, "read")
     hub = hub_of(request)
     job = await hub.jobs.get(ids.job_id(request.match_info["jobId"]))
     if job is None:
@@ -60,7 +60,7 @@ async def read_job(request: web.Request) -> Result:
 @routes.get("/v1/reports/jobs")
 @api("api.report.job.list")
 async def list_jobs(request: web.Request) -> Result:
-    who = await caller(request)
+    who = await budgeted(request, "dashboard")
     hub = hub_of(request)
     batch_id = request.query.get("batchId") or None
     if batch_id is not None:

@@ -10,14 +10,14 @@ from aiohttp import web
 from hub import errors, ids
 from hub.envelope import now_iso
 from hub.job import Job
-from hub.request import Result, api, caller, hub_of
+from hub.request import Result, api, budgeted, hub_of
 
 routes = web.RouteTableDef()
 NOT_USER_FACING = {"report.progress"}
 
 
 async def _timeline(request: web.Request) -> tuple[Job, list[dict[str, Any]]]:
-    if not (await caller(request)).is_support:
+    if not (await budgeted(request, "read")).is_support:
         raise errors.NOT_SUPPORT()
     hub = hub_of(request)
     job = await hub.jobs.get(ids.job_id(request.match_info["jobId"]))
