@@ -62,6 +62,8 @@ class Settings:
     connection_lease: int
     report_parts: int
     telemetry_path: str
+    telemetry_rotate_bytes: int
+    telemetry_max_bytes: int
     telemetry_url: str | None
     # Seconds a socket or stream may take to accept a frame before its client is dropped (it resumes later).
     send_timeout_seconds: int
@@ -116,6 +118,20 @@ def _check_keys(public_key: str | None, jwks: str | None) -> None:
         raise ConfigError(f"JWT_JWKS is not a JWKS with a usable key: {exc}") from None
 
 
+def local_root(storage_url: str) -> Path:
+    """The directory of a `file://` STORAGE_URL."""
+    parsed = urlparse(storage_url)
+    return Path(parsed.netloc + parsed.path).expanduser().resolve()
+
+
+def _apart_from_reports(storage_url: str, telemetry_path: str) -> None:
+    """Telemetry in the report directory would share its files' fate: listed, served, or crowding them."""
+    if storage_url.startswith("file:") and Path(telemetry_path).expanduser().resolve().is_relative_to(
+        local_root(storage_url)
+    ):
+        raise ConfigError("TELEMETRY_PATH must be outside the report directory of STORAGE_URL")
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     redis_url = env.get("REDIS_URL", "").strip() or None
@@ -134,12 +150,15 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         _url(env, "JWT_JWKS_URL", jwks_url, ("http", "https"))
     origins = tuple(o.strip().rstrip("/") for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip())
     telemetry_url = env.get("TELEMETRY_URL", "").strip() or None
+    storage_url = _url(env, "STORAGE_URL", "file://./var/reports", ("file", "s3", "az", "gs"))
+    telemetry_path = env.get("TELEMETRY_PATH", "").strip() or "./var/telemetry/telemetry.jsonl"
+    _apart_from_reports(storage_url, telemetry_path)
     if telemetry_url:
         _url(env, "TELEMETRY_URL", telemetry_url, ("http", "https"))
     return Settings(
         redis_url=redis_url,
         source_url=_url(env, "SOURCE_URL", "sqlite:///./var/hub.db", ("sqlite", "postgresql", "postgres")),
-        storage_url=_url(env, "STORAGE_URL", "file://./var/reports", ("file", "s3", "az", "gs")),
+        storage_url=storage_url,
         jwt_secret=jwt_secret,
         jwt_public_key=public_key,
         jwt_jwks=jwks,
@@ -162,7 +181,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         connection_lease=_int(env, "CONNECTION_LEASE", 60, minimum=3),
         # Each part writer is a process of ~50 MB: more cores than four buy little for one report.
         report_parts=_int(env, "REPORT_PARTS", min(os.cpu_count() or 1, 4)),
-        telemetry_path=env.get("TELEMETRY_PATH", "").strip() or "./var/telemetry.jsonl",
+        telemetry_path=telemetry_path,
+        telemetry_rotate_bytes=_int(env, "TELEMETRY_ROTATE_BYTES", 16 * 1024 * 1024, minimum=1024),
+        telemetry_max_bytes=_int(env, "TELEMETRY_MAX_BYTES", 512 * 1024 * 1024, minimum=1024),
         telemetry_url=telemetry_url,
         send_timeout_seconds=_int(env, "SEND_TIMEOUT", 10),
         storage_env={name: value for name, value in env.items() if name.startswith(CLOUD_PREFIXES)},

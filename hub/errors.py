@@ -27,8 +27,14 @@ class Problem:
     code: str
     message: str  # a `str.format` template; its fields are the keyword arguments of the call
 
-    def __call__(self, result: dict[str, Any] | None = None, **details: object) -> HubError:
-        return HubError(self.status, self.code, self.message.format(**details), result)
+    def __call__(
+        self, result: dict[str, Any] | None = None, retry_after: int | None = None, **details: object
+    ) -> HubError:
+        """`retry_after`: seconds after which the same call may succeed (sent as `Retry-After`)."""
+        error = HubError(self.status, self.code, self.message.format(**details), result)
+        if retry_after is not None:
+            error.headers["Retry-After"] = str(retry_after)
+        return error
 
 
 # The request itself
@@ -65,5 +71,6 @@ NOTHING_TO_REPLAY = Problem(404, "NOTHING_TO_REPLAY", "This job has no notificat
 DOWNLOAD_IN_PROGRESS = Problem(409, "DOWNLOAD_IN_PROGRESS", "Download in-progress. Please try after sometime")
 # Our side
 NOT_STARTED = Problem(503, "SERVICE_UNAVAILABLE", "The report could not be started; please try again.")
+TELEMETRY_FULL = Problem(503, "TELEMETRY_FULL", "Telemetry cannot be kept right now; please send it again later.")
 IDENTITY_UNAVAILABLE = Problem(503, "SERVICE_UNAVAILABLE", "Sign-in cannot be checked right now; please try again.")
 SERVER_ERROR = Problem(500, "SERVER_ERROR", "Something went wrong on our side; please try again.")

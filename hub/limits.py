@@ -41,9 +41,7 @@ class Limits:
         async with self._redis.pipeline(transaction=True) as pipe:
             count, _ = await pipe.incr(key).expire(key, WINDOW_SECONDS).execute()
         if count > self._per_minute[action]:
-            refused = errors.TOO_MANY_REQUESTS()
-            refused.headers["Retry-After"] = str(math.ceil(WINDOW_SECONDS - now % WINDOW_SECONDS))
-            raise refused
+            raise errors.TOO_MANY_REQUESTS(retry_after=math.ceil(WINDOW_SECONDS - now % WINDOW_SECONDS))
 
 
 class Connections:

@@ -28,7 +28,7 @@ from obstore.exceptions import BaseError, UnknownConfigurationKeyError
 from obstore.store import AzureStore, GCSStore, LocalStore, S3Store, from_url
 
 from hub import ids
-from hub.config import STORAGE_UNUSABLE, ConfigError, Settings, require_link_secret
+from hub.config import STORAGE_UNUSABLE, ConfigError, Settings, local_root, require_link_secret
 from hub.envelope import iso
 
 CloudStore = S3Store | AzureStore | GCSStore
@@ -58,11 +58,6 @@ def content_disposition(file_name: str) -> str:
     """`filename` for old clients (ASCII only, as header values must be), `filename*` for the rest."""
     plain = file_name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "")
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(file_name)}"
-
-
-def _local_root(url: str) -> Path:
-    parsed = urlparse(url)
-    return Path(parsed.netloc + parsed.path).expanduser().resolve()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -116,7 +111,7 @@ class Storage:
         if url.startswith("file://"):
             require_link_secret(settings)
             self._link_secret = str(settings.link_secret)
-            self.local_root = _local_root(url)
+            self.local_root = local_root(url)
             try:
                 self.local_root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
