@@ -34,6 +34,7 @@ from hub.config import (
 )
 from hub.embedded import embedded_redis
 from hub.identity import mint_token
+from hub.redact import RedactingFormatter, redact
 from hub.source import Source, SourceError, open_source
 from hub.source.seed import seed
 from hub.source.sqlite import sqlite_path
@@ -141,7 +142,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     with _redis_for_dev(settings) as settings:
         asyncio.run(_seed_demo(settings))
         token = mint_token(DEMO_MENTOR, ["COURSE_MENTOR"], 24 * 3600, settings.jwt_secret)
-        print(f"\nCourse report hub (dev) on {settings.public_url}  (Redis {settings.redis_url})")
+        print(f"\nCourse report hub (dev) on {settings.public_url}  (Redis {redact(str(settings.redis_url))})")
         print(f"Open the dashboard:  {settings.public_url}/#token={token}")
         print(f"Development token for mentor {DEMO_MENTOR} (24 h):\n{token}\n", flush=True)
 
@@ -191,11 +192,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         args.run(args, load())
     except ConfigError as exc:
-        print(f"hub {args.command}: {exc}", file=sys.stderr)
+        print(f"hub {args.command}: {redact(str(exc))}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         pass

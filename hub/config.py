@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 import jwt
 from cryptography.hazmat.primitives import serialization
 
+from hub.redact import redact
+
 DEV_JWT_SECRET = "dev-only-secret-never-use-this-in-production"
 # HMAC keys shorter than the hash (SHA-256: 32 bytes) are weaker than the hash itself (RFC 7518 3.2).
 MIN_SECRET_LENGTH = 32
@@ -90,7 +92,9 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     value = env.get(name, "").strip() or default
     scheme = urlparse(value).scheme
     if scheme not in schemes:
-        raise ConfigError(f"{name} must start with one of {', '.join(s + '://' for s in schemes)}, got {value!r}")
+        raise ConfigError(
+            f"{name} must start with one of {', '.join(s + '://' for s in schemes)}, got {redact(value)!r}"
+        )
     return value
 
 

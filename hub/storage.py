@@ -30,6 +30,7 @@ from obstore.store import AzureStore, GCSStore, LocalStore, S3Store, from_url
 from hub import ids
 from hub.config import STORAGE_UNUSABLE, ConfigError, Settings, local_root, require_link_secret
 from hub.envelope import iso
+from hub.redact import redact
 
 CloudStore = S3Store | AzureStore | GCSStore
 CHUNK_SIZE = 5 * 1024 * 1024
@@ -122,7 +123,7 @@ class Storage:
             cloud = _cloud_store(url, settings.storage_env)
             endpoint = cloud.config.get("endpoint")
             self._store = cloud
-            self._where = f"{url} at {endpoint}" if endpoint else url
+            self._where = redact(f"{url} at {endpoint}" if endpoint else url)
         self._container = CONTAINER.get(urlparse(url).scheme, "directory")
 
     async def check(self) -> None:
