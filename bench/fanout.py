@@ -39,7 +39,7 @@ import orjson
 import psutil
 from redis.asyncio import Redis
 
-from bench.harness import hub_command, table, wait_until_up
+from bench.harness import LINK_SECRET, hub_command, table, wait_until_up
 from hub import events
 from hub.embedded import embedded_redis, free_port
 from hub.events import EventLog
@@ -74,8 +74,8 @@ class Instance:
 @contextlib.contextmanager
 def hubs(redis_url: str, count: int, folder: Path) -> Iterator[list[Instance]]:
     """`count` `hub serve` processes on one Valkey; their logs go to `folder`. Ended on any exit."""
-    common = {**os.environ, "REDIS_URL": redis_url, "JWT_SECRET": SECRET, "HOST": "127.0.0.1",
-              "RATE_LIMIT": "1000000", "EVENT_RETENTION": str(RETENTION),
+    common = {**os.environ, "REDIS_URL": redis_url, "JWT_SECRET": SECRET, "LINK_SECRET": LINK_SECRET,
+              "HOST": "127.0.0.1", "RATE_LIMIT": "1000000", "EVENT_RETENTION": str(RETENTION),
               "SOURCE_URL": f"sqlite:///{folder / 'hub.db'}", "STORAGE_URL": f"file://{folder / 'reports'}",
               "TELEMETRY_PATH": str(folder / "telemetry.jsonl")}  # fmt: skip
     # /readyz reads the source: give it its tables (one tiny batch) before any hub starts.

@@ -9,6 +9,9 @@ import sys
 
 import aiohttp
 
+# Download links are signed with a key of their own, never the token key (see SECURITY.md).
+LINK_SECRET = "bench-link-secret-that-signs-no-token-at-all"
+
 
 def hub_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "hub", *args]

@@ -29,7 +29,7 @@ import aiohttp
 import asyncpg
 import psutil
 
-from bench.harness import hub_command, table, wait_until_up
+from bench.harness import LINK_SECRET, hub_command, table, wait_until_up
 from hub.embedded import embedded_redis, free_port, throwaway_cluster
 from hub.identity import mint_token
 from hub.source.postgres import SQL as POSTGRES_SQL
@@ -157,8 +157,9 @@ async def main() -> None:
             seeded: set[tuple[str, int]] = set()
             for source in args.sources:
                 port = free_port()
-                env = {**os.environ, "REDIS_URL": redis_url, "JWT_SECRET": SECRET, "PORT": str(port),
-                       "PUBLIC_URL": f"http://127.0.0.1:{port}", "STORAGE_URL": f"file://{folder / 'reports'}",
+                env = {**os.environ, "REDIS_URL": redis_url, "JWT_SECRET": SECRET, "LINK_SECRET": LINK_SECRET,
+                       "PORT": str(port), "PUBLIC_URL": f"http://127.0.0.1:{port}",
+                       "STORAGE_URL": f"file://{folder / 'reports'}",
                        "SOURCE_URL": f"sqlite:///{folder / 'bench.db'}" if source == "sqlite" else dsn}  # fmt: skip
                 print(f"{source}:", file=sys.stderr)
                 for size in args.sizes:

@@ -3,7 +3,7 @@ including reads of report jobs (a mentor removed from a batch gets no fresh link
 
 from __future__ import annotations
 
-from hub import errors
+from hub import errors, ids
 from hub.identity import Principal
 from hub.source import Batch, Source
 
@@ -11,7 +11,7 @@ from hub.source import Batch, Source
 async def batch_for(source: Source, who: Principal, batch_id: str, roles: frozenset[str] = frozenset()) -> Batch:
     """The batch, if the caller mentors or created it, or holds one of `roles` (the data-exhaust API lets
     the admin roles Sunbird allows for on-demand reports in too)."""
-    batch = await source.batch(batch_id)
+    batch = await source.batch(ids.batch_id(batch_id))
     if batch is None:
         raise errors.BATCH_NOT_FOUND(batch_id=batch_id)
     if not may_see(batch, who, roles):

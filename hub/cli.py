@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Iterator
@@ -30,9 +31,11 @@ from hub.config import (
     load,
     require_redis,
     require_verifier,
+    signs_with_public_keys,
 )
 from hub.embedded import embedded_redis
 from hub.identity import mint_token
+from hub.redact import RedactingFormatter, redact
 from hub.request import HUB
 from hub.source import Source, SourceError, open_source
 from hub.source.seed import seed
@@ -152,12 +155,14 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
 
     if not os.environ.get("HOST", "").strip():
         settings = settings.with_(host="127.0.0.1", public_url=settings.public_url)
-    if not (settings.jwt_secret or settings.jwt_public_key or settings.jwt_jwks):
-        settings = settings.with_(jwt_secret=DEV_JWT_SECRET, link_secret=settings.link_secret or DEV_JWT_SECRET)
+    if not (settings.jwt_secret or signs_with_public_keys(settings)):
+        settings = settings.with_(jwt_secret=DEV_JWT_SECRET)
+    # Server and worker share this process, so a link key of the moment serves them both.
+    settings = settings.with_(link_secret=settings.link_secret or secrets.token_urlsafe(32))
     with _redis_for_dev(settings) as settings:
         asyncio.run(_seed_demo(settings))
         token = mint_token(DEMO_MENTOR, ["COURSE_MENTOR"], 24 * 3600, settings.jwt_secret)
-        print(f"\nCourse report hub (dev) on {settings.public_url}  (Redis {settings.redis_url})")
+        print(f"\nCourse report hub (dev) on {settings.public_url}  (Redis {redact(str(settings.redis_url))})")
         print(f"Open the dashboard:  {settings.public_url}/#token={token}")
         print(f"Development token for mentor {DEMO_MENTOR} (24 h):\n{token}\n", flush=True)
 
@@ -207,11 +212,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         args.run(args, load())
     except ConfigError as exc:
-        print(f"hub {args.command}: {exc}", file=sys.stderr)
+        print(f"hub {args.command}: {redact(str(exc))}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         pass

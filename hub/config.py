@@ -16,8 +16,12 @@ from urllib.parse import urlparse
 import jwt
 from cryptography.hazmat.primitives import serialization
 
+from hub.redact import redact
+
 ALL_INTERFACES = "0.0.0.0"
 DEV_JWT_SECRET = "dev-only-secret-never-use-this-in-production"
+# HMAC keys shorter than the hash (SHA-256: 32 bytes) are weaker than the hash itself (RFC 7518 3.2).
+MIN_SECRET_LENGTH = 32
 # The object stores' own variables (credentials, endpoint, region...), handed to obstore by hub.storage.
 CLOUD_PREFIXES = ("AWS_", "AZURE_", "GOOGLE_")
 
@@ -44,18 +48,30 @@ class Settings:
     jwt_secret: str | None
     jwt_public_key: str | None
     jwt_jwks: str | None
+    # Keycloak's JWKS endpoint (`.../realms/<realm>/protocol/openid-connect/certs`), fetched and cached.
+    jwt_jwks_url: str | None
+    jwt_issuer: str | None
+    jwt_audience: str | None
     host: str
     port: int
     public_url: str
     link_ttl: int
-    link_secret: str
+    link_secret: str | None
     allowed_origins: tuple[str, ...]
     event_retention: int
     report_timeout: int
     max_tries: int
     rate_limit: int
+    read_rate_limit: int
+    dashboard_rate_limit: int
+    # Sockets and streams one user may hold open at once, on all hub instances together.
+    max_connections: int
+    # Seconds the slot of a connection whose hub died stays taken.
+    connection_lease: int
     report_parts: int
     telemetry_path: str
+    telemetry_rotate_bytes: int
+    telemetry_max_bytes: int
     telemetry_url: str | None
     # Seconds a socket or stream may take to accept a frame before its client is dropped (it resumes later).
     send_timeout_seconds: int
@@ -105,7 +121,9 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     value = env.get(name, "").strip() or default
     scheme = urlparse(value).scheme
     if scheme not in schemes:
-        raise ConfigError(f"{name} must start with one of {', '.join(s + '://' for s in schemes)}, got {value!r}")
+        raise ConfigError(
+            f"{name} must start with one of {', '.join(s + '://' for s in schemes)}, got {redact(value)!r}"
+        )
     return value
 
 
@@ -144,6 +162,20 @@ def _check_keys(public_key: str | None, jwks: str | None) -> None:
         raise ConfigError(f"JWT_JWKS is not a JWKS with a usable key: {exc}") from None
 
 
+def local_root(storage_url: str) -> Path:
+    """The directory of a `file://` STORAGE_URL."""
+    parsed = urlparse(storage_url)
+    return Path(parsed.netloc + parsed.path).expanduser().resolve()
+
+
+def _apart_from_reports(storage_url: str, telemetry_path: str) -> None:
+    """Telemetry in the report directory would share its files' fate: listed, served, or crowding them."""
+    if storage_url.startswith("file:") and Path(telemetry_path).expanduser().resolve().is_relative_to(
+        local_root(storage_url)
+    ):
+        raise ConfigError("TELEMETRY_PATH must be outside the report directory of STORAGE_URL")
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     redis_url = env.get("REDIS_URL", "").strip() or None
@@ -158,7 +190,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     public_key = _readable_file(env, "JWT_PUBLIC_KEY")
     jwks = _readable_file(env, "JWT_JWKS")
     _check_keys(public_key, jwks)
-    link_secret = env.get("LINK_SECRET", "").strip() or jwt_secret or ""
+    jwks_url = env.get("JWT_JWKS_URL", "").strip() or None
+    if jwks_url:
+        _url(env, "JWT_JWKS_URL", jwks_url, ("http", "https"))
     origins = _origins(env.get("ALLOWED_ORIGINS", ""))
     public_url = env.get("PUBLIC_URL", "").strip()
     if public_url:
@@ -168,28 +202,40 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     else:
         public_url = f"http://{'127.0.0.1' if host == ALL_INTERFACES else host}:{port}"
     telemetry_url = env.get("TELEMETRY_URL", "").strip() or None
+    storage_url = _url(env, "STORAGE_URL", "file://./var/reports", ("file", "s3", "az", "gs"))
+    telemetry_path = env.get("TELEMETRY_PATH", "").strip() or "./var/telemetry/telemetry.jsonl"
+    _apart_from_reports(storage_url, telemetry_path)
     if telemetry_url:
         _url(env, "TELEMETRY_URL", telemetry_url, ("http", "https"))
     return Settings(
         redis_url=redis_url,
         source_url=_url(env, "SOURCE_URL", "sqlite:///./var/hub.db", ("sqlite", "postgresql", "postgres")),
-        storage_url=_url(env, "STORAGE_URL", "file://./var/reports", ("file", "s3", "az", "gs")),
+        storage_url=storage_url,
         jwt_secret=jwt_secret,
         jwt_public_key=public_key,
         jwt_jwks=jwks,
+        jwt_jwks_url=jwks_url,
+        jwt_issuer=env.get("JWT_ISSUER", "").strip() or None,
+        jwt_audience=env.get("JWT_AUDIENCE", "").strip() or None,
         host=host,
         port=port,
         public_url=public_url.rstrip("/"),
         link_ttl=_int(env, "LINK_TTL", 1800),
-        link_secret=link_secret,
+        link_secret=env.get("LINK_SECRET", "").strip() or None,
         allowed_origins=origins,
         event_retention=_int(env, "EVENT_RETENTION", 1000),
         report_timeout=_int(env, "REPORT_TIMEOUT", 300),
         max_tries=_int(env, "REPORT_MAX_TRIES", 3),
         rate_limit=_int(env, "RATE_LIMIT", 120),
+        read_rate_limit=_int(env, "READ_RATE_LIMIT", 600),
+        dashboard_rate_limit=_int(env, "DASHBOARD_RATE_LIMIT", 60),
+        max_connections=_int(env, "MAX_CONNECTIONS", 20),
+        connection_lease=_int(env, "CONNECTION_LEASE", 60, minimum=3),
         # Each part writer is a process of ~50 MB: more cores than four buy little for one report.
         report_parts=_int(env, "REPORT_PARTS", min(os.cpu_count() or 1, 4)),
-        telemetry_path=env.get("TELEMETRY_PATH", "").strip() or "./var/telemetry.jsonl",
+        telemetry_path=telemetry_path,
+        telemetry_rotate_bytes=_int(env, "TELEMETRY_ROTATE_BYTES", 16 * 1024 * 1024, minimum=1024),
+        telemetry_max_bytes=_int(env, "TELEMETRY_MAX_BYTES", 512 * 1024 * 1024, minimum=1024),
         telemetry_url=telemetry_url,
         send_timeout_seconds=_int(env, "SEND_TIMEOUT", 10),
         queue_wait_seconds=_int(env, "QUEUE_WAIT", 120),
@@ -222,16 +268,34 @@ def require_redis(settings: Settings) -> str:
     return settings.redis_url
 
 
+def signs_with_public_keys(settings: Settings) -> bool:
+    """With a Keycloak key configured, only its signatures count: an HS256 secret beside it would let
+    whoever holds that secret mint any user's token."""
+    return bool(settings.jwt_public_key or settings.jwt_jwks or settings.jwt_jwks_url)
+
+
 def require_verifier(settings: Settings) -> None:
-    """The server must be able to check tokens and sign links; the worker only signs links."""
-    if not (settings.jwt_secret or settings.jwt_public_key or settings.jwt_jwks):
-        raise ConfigError("JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS must be set to verify tokens")
+    """The server must be able to check tokens, with a key nobody else knows, and sign links."""
+    if not (settings.jwt_secret or signs_with_public_keys(settings)):
+        raise ConfigError("JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS or JWT_JWKS_URL must be set to verify tokens")
+    if settings.jwt_secret == DEV_JWT_SECRET:
+        raise ConfigError("JWT_SECRET is the development secret that `hub dev` uses; set a secret of your own")
+    if settings.jwt_secret and len(settings.jwt_secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_LENGTH} characters")
     require_link_secret(settings)
 
 
 def require_link_secret(settings: Settings) -> None:
+    """Local download links are signed with LINK_SECRET, which the hub and every worker hold. It is never
+    a token key, so a worker's environment cannot mint a token."""
+    if not settings.storage_url.startswith("file:"):
+        return  # cloud stores presign their own links
     if not settings.link_secret:
-        raise ConfigError("LINK_SECRET (or JWT_SECRET) must be set to sign download links")
+        raise ConfigError("LINK_SECRET must be set to sign download links of local storage (STORAGE_URL=file://)")
+    if len(settings.link_secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"LINK_SECRET must be at least {MIN_SECRET_LENGTH} characters")
+    if settings.link_secret == settings.jwt_secret:
+        raise ConfigError("LINK_SECRET must differ from JWT_SECRET: a worker must hold nothing that signs a token")
 
 
 def require_writable(path: str, name: str) -> None:

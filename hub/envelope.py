@@ -69,12 +69,8 @@ def respond(api_id: str, result: dict[str, Any], status: int = 200) -> web.Respo
 
 def failure(api_id: str, error: HubError) -> web.Response:
     answer = payload(api_id, error.result, error.status, error.code, error.errmsg)
-    retry = error.retry_after_seconds
     return web.Response(
-        body=orjson.dumps(answer),
-        headers={"Retry-After": str(retry)} if retry is not None else None,
-        status=error.status,
-        content_type="application/json",
+        body=orjson.dumps(answer), status=error.status, content_type="application/json", headers=error.headers
     )
 
 

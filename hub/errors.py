@@ -12,20 +12,13 @@ from typing import Any
 class HubError(Exception):
     """An error the caller can act on; `errmsg` is shown to people, `code` is for programs."""
 
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        errmsg: str,
-        result: dict[str, Any] | None = None,
-        retry_after_seconds: int | None = None,
-    ) -> None:
+    def __init__(self, status: int, code: str, errmsg: str, result: dict[str, Any] | None = None) -> None:
         super().__init__(errmsg)
         self.status = status
         self.code = code
         self.errmsg = errmsg
         self.result = result or {}
-        self.retry_after_seconds = retry_after_seconds
+        self.headers: dict[str, str] = {}  # `Retry-After` and the like, sent with the answer
 
 
 @dataclass(frozen=True)
@@ -33,10 +26,17 @@ class Problem:
     status: int
     code: str
     message: str  # a `str.format` template; its fields are the keyword arguments of the call
-    retry_after_seconds: int | None = None  # sent as `Retry-After`: when trying again makes sense
+    retry_after_seconds: int | None = None  # the usual `Retry-After`, unless the call names its own
 
-    def __call__(self, result: dict[str, Any] | None = None, **details: object) -> HubError:
-        return HubError(self.status, self.code, self.message.format(**details), result, self.retry_after_seconds)
+    def __call__(
+        self, result: dict[str, Any] | None = None, retry_after: int | None = None, **details: object
+    ) -> HubError:
+        """`retry_after`: seconds after which the same call may succeed (sent as `Retry-After`)."""
+        error = HubError(self.status, self.code, self.message.format(**details), result)
+        retry = self.retry_after_seconds if retry_after is None else retry_after
+        if retry is not None:
+            error.headers["Retry-After"] = str(retry)
+        return error
 
 
 # The request itself
@@ -46,6 +46,7 @@ NOT_AN_OBJECT = Problem(400, "INVALID_REQUEST", "The request body must be a JSON
 FIELD_REQUIRED = Problem(400, "INVALID_REQUEST", "'{name}' is required and must be a non-empty string.")
 FIELD_TOO_LONG = Problem(400, "INVALID_REQUEST", "'{name}' must be at most {limit} characters.")
 REQUEST_TOO_LARGE = Problem(400, "REQUEST_TOO_LARGE", "The request body is over {limit} bytes.")
+INVALID_ID = Problem(400, "INVALID_ID", "'{name}' is not an id this hub gives out or knows.")
 INVALID_EVENT_ID = Problem(400, "INVALID_EVENT_ID", "The event id must look like '1732435200000-0'.")
 INVALID_TELEMETRY = Problem(400, "INVALID_TELEMETRY", "{detail}")
 FIELD_NOT_A_STRING = Problem(400, "INVALID_REQUEST", "'{name}', if sent, must be a string of 1 to {limit} characters.")
@@ -69,6 +70,9 @@ NOT_SUPPORT = Problem(403, "NOT_SUPPORT", "Only support staff (role SUPPORT) can
 NOT_YOUR_TELEMETRY = Problem(403, "NOT_YOUR_TELEMETRY", "Event {index}: actor.id must be the signed-in user.")
 LINK_EXPIRED = Problem(403, "LINK_EXPIRED", "This download link is invalid or has expired; ask for a fresh one.")
 TOO_MANY_REQUESTS = Problem(429, "TOO_MANY_REQUESTS", "Too many requests; please wait a minute and try again.")
+TOO_MANY_CONNECTIONS = Problem(
+    429, "TOO_MANY_CONNECTIONS", "You already have {limit} live connections open; close a tab or app first."
+)
 # What they asked for
 BATCH_NOT_FOUND = Problem(404, "BATCH_NOT_FOUND", "There is no batch with id '{batch_id}'.")
 JOB_NOT_FOUND = Problem(404, "JOB_NOT_FOUND", "There is no report job with this id.")
@@ -81,4 +85,6 @@ NOT_STARTED = Problem(503, "SERVICE_UNAVAILABLE", "The report could not be start
 REDIS_AWAY = Problem(503, "SERVICE_UNAVAILABLE", "The hub cannot reach its data store just now; please try again in a "
                      "moment.", 5)  # fmt: skip
 SHUTTING_DOWN = Problem(503, "SHUTTING_DOWN", "This hub instance is shutting down; connect again.", 1)
+TELEMETRY_FULL = Problem(503, "TELEMETRY_FULL", "Telemetry cannot be kept right now; please send it again later.")
+IDENTITY_UNAVAILABLE = Problem(503, "SERVICE_UNAVAILABLE", "Sign-in cannot be checked right now; please try again.")
 SERVER_ERROR = Problem(500, "SERVER_ERROR", "Something went wrong on our side; please try again.")

@@ -7,7 +7,6 @@ The stream id doubles as the event id (strictly increasing per user, usable as `
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
@@ -17,7 +16,6 @@ from redis.exceptions import ResponseError
 from hub import errors, keys, scripts
 from hub.envelope import now_iso
 
-EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 # How long a user's log and a job's timeline outlive their last event.
 KEEP_SECONDS = 7 * 24 * 3600
 

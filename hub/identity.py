@@ -6,19 +6,27 @@ so sockets authenticate with a short-lived ticket that is worth nothing once use
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
+import aiohttp
 import jwt
 import orjson
 from redis.asyncio import Redis
 
 from hub import errors, keys
-from hub.config import DEV_JWT_SECRET, Settings
+from hub.config import DEV_JWT_SECRET, ConfigError, Settings, signs_with_public_keys
 
+log = logging.getLogger(__name__)
 SUPPORT_ROLE = "SUPPORT"
 TICKET_TTL_SECONDS = 30
+JWKS_COOLDOWN_SECONDS = 10.0
+JWKS_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -39,27 +47,110 @@ def user_id_of(subject: str) -> str:
     return subject
 
 
-class TokenVerifier:
-    def __init__(self, settings: Settings) -> None:
-        self._keys: list[tuple[object, list[str]]] = []
-        if settings.jwt_public_key:
-            self._keys.append((settings.jwt_public_key, ["RS256"]))
-        if settings.jwt_jwks:
-            for key in jwt.PyJWKSet.from_json(settings.jwt_jwks).keys:
-                self._keys.append((key.key, ["RS256"]))
-        if settings.jwt_secret:
-            self._keys.append((settings.jwt_secret, ["HS256"]))
+class IdentityKeysError(Exception):
+    """The JWKS endpoint did not answer with a usable key set."""
 
-    def verify(self, token: str) -> Principal:
+
+class RemoteKeys:
+    """Keycloak's signing keys from its JWKS endpoint, by key id. Keycloak rotates its key: a token naming
+    a key id not held yet makes one fetch, at most one per `cooldown` seconds, so tokens with made-up key
+    ids cannot turn the hub into a flood against Keycloak."""
+
+    def __init__(self, url: str, cooldown: float = JWKS_COOLDOWN_SECONDS) -> None:
+        self._url = url
+        self._cooldown = cooldown
+        self._keys: dict[str | None, Any] = {}
+        self._fetched_at = -math.inf
+        self._lock = asyncio.Lock()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def fetch(self) -> None:
+        """Raises IdentityKeysError with one line saying why the keys could not be had."""
+        self._fetched_at = time.monotonic()
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=JWKS_TIMEOUT_SECONDS))
+        try:
+            async with self._session.get(self._url) as response:
+                response.raise_for_status()
+                keyset = jwt.PyJWKSet.from_json(await response.text())
+        except (aiohttp.ClientError, TimeoutError, jwt.PyJWTError, ValueError) as exc:
+            raise IdentityKeysError(f"{type(exc).__name__}: {exc}") from None
+        self._keys = {key.key_id: key.key for key in keyset.keys if key.public_key_use in (None, "sig")}
+
+    async def candidates(self, kid: str | None) -> list[Any]:
+        if kid is None:
+            return list(self._keys.values())
+        if kid not in self._keys:
+            async with self._lock:
+                if kid not in self._keys and time.monotonic() - self._fetched_at >= self._cooldown:
+                    try:
+                        await self.fetch()
+                    except IdentityKeysError as exc:
+                        log.warning("JWT_JWKS_URL could not be fetched: %s", exc)
+                        if not self._keys:
+                            raise errors.IDENTITY_UNAVAILABLE() from None
+        return [self._keys[kid]] if kid in self._keys else []
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class TokenVerifier:
+    """Either Keycloak's public keys (RS256) or, for development only, one HS256 secret: never both, so
+    a leaked development secret cannot sign a token a Keycloak deployment accepts."""
+
+    def __init__(self, settings: Settings, jwks_cooldown: float = JWKS_COOLDOWN_SECONDS) -> None:
+        self._static: list[tuple[str | None, Any]] = []
+        if settings.jwt_public_key:
+            self._static.append((None, settings.jwt_public_key))
+        if settings.jwt_jwks:
+            self._static += [(key.key_id, key.key) for key in jwt.PyJWKSet.from_json(settings.jwt_jwks).keys]
+        self._remote = RemoteKeys(settings.jwt_jwks_url, jwks_cooldown) if settings.jwt_jwks_url else None
+        self._secret = None if signs_with_public_keys(settings) else settings.jwt_secret
+        self._algorithm = "HS256" if self._secret else "RS256"
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+
+    async def start(self) -> None:
+        """A JWKS endpoint that cannot be read at start would refuse every token; say so at start."""
+        if self._remote is not None:
+            try:
+                await self._remote.fetch()
+            except IdentityKeysError as exc:
+                raise ConfigError(f"JWT_JWKS_URL cannot be fetched: {exc}") from None
+
+    async def close(self) -> None:
+        if self._remote is not None:
+            await self._remote.close()
+
+    async def _keys_for(self, token: str) -> list[Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise errors.UNTRUSTED_TOKEN() from None
+        if header.get("alg") != self._algorithm:
+            raise errors.UNTRUSTED_TOKEN()
+        if self._secret:
+            return [self._secret]
+        kid = header.get("kid") if isinstance(header.get("kid"), str) else None
+        keys = [key for key_id, key in self._static if kid is None or key_id in (None, kid)]
+        if self._remote is not None:
+            keys += await self._remote.candidates(kid)
+        return keys
+
+    async def verify(self, token: str) -> Principal:
         claims = None
         expired = False
-        for key, algorithms in self._keys:
+        for key in await self._keys_for(token):
             try:
                 claims = jwt.decode(
                     token,
                     key,
-                    algorithms=algorithms,
-                    options={"require": ["sub", "exp"], "verify_aud": False},
+                    algorithms=[self._algorithm],
+                    issuer=self._issuer,
+                    audience=self._audience,
+                    options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
                 )
                 break
             except jwt.ExpiredSignatureError:
@@ -79,9 +170,11 @@ class TokenVerifier:
 
 
 def bearer(header: str | None) -> str:
-    if not header or not header.startswith("Bearer ") or not header[7:].strip():
+    """RFC 9110 makes the scheme name case-insensitive: `bearer` and `BEARER` are the same."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
         raise errors.NO_BEARER()
-    return header[7:].strip()
+    return token.strip()
 
 
 def mint_token(user_id: str, roles: list[str], ttl: int, secret: str | None) -> str:

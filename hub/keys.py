@@ -76,6 +76,11 @@ def budget(action: str, user_id: str, window: int) -> str:
     return f"{PREFIX}limit:{action}:{_part(user_id)}:{window}"
 
 
+def connections(user_id: str) -> str:
+    """The user's open sockets and streams on every hub instance, scored by when each lapses (a sorted set)."""
+    return f"{PREFIX}connections:{_part(user_id)}"
+
+
 def arq_held(job_id: str) -> tuple[str, str]:
     """arq's own keys for a job it has queued or is running: while either exists, arq still holds it."""
     return arq.constants.job_key_prefix + job_id, arq.constants.in_progress_key_prefix + job_id

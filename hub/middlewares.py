@@ -1,4 +1,5 @@
-"""What wraps every request: CORS for the allowed origins, and the envelope for every failure."""
+"""What wraps every request: CORS for the allowed origins, the envelope for every failure, and the
+headers that keep the page and every answer from being framed, sniffed or leaking its URL."""
 
 from __future__ import annotations
 
@@ -42,6 +43,25 @@ def cross_origin(settings: Settings) -> Callable[..., Awaitable[web.StreamRespon
         return response
 
     return middleware
+
+
+def security_headers(settings: Settings) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """A response-prepare hook rather than a middleware, so it reaches what middlewares never see whole:
+    static files, socket upgrades and aiohttp's own errors. The page loads only its own scripts and
+    styles (no inline script), only the portal and the webview (ALLOWED_ORIGINS) may frame it, and no
+    URL leaves in a Referer (download links carry their signature in the query)."""
+    ancestors = " ".join(["'self'", *settings.allowed_origins])
+    policy = "; ".join([
+        "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
+        "connect-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'",
+        f"frame-ancestors {ancestors}",
+    ])  # fmt: skip
+    headers = {"Content-Security-Policy": policy, "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.update(headers)
+
+    return add
 
 
 @web.middleware

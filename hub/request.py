@@ -26,14 +26,14 @@ def hub_of(request: web.Request) -> Hub:
     return request.app[HUB]
 
 
-def caller(request: web.Request) -> Principal:
+async def caller(request: web.Request) -> Principal:
     """The user of the bearer token; every `/v1` call but the sockets' (which use tickets) starts here."""
-    return hub_of(request).verifier.verify(bearer(request.headers.get("Authorization")))
+    return await hub_of(request).verifier.verify(bearer(request.headers.get("Authorization")))
 
 
 async def budgeted(request: web.Request, action: str) -> Principal:
     """The caller, once one request of theirs for `action` is taken from their budget (429 past it)."""
-    who = caller(request)
+    who = await caller(request)
     await hub_of(request).limits.take(who.user_id, action)
     return who
 
@@ -66,6 +66,9 @@ def check_socket_origin(request: web.Request) -> None:
     if origin is None:
         return
     settings = hub_of(request).settings
-    same_host = urlparse(origin).netloc == request.host
+    try:
+        same_host = urlparse(origin).netloc == request.host
+    except ValueError:  # `http://[` and the like: no page has that origin
+        same_host = False
     if not (listed_origin(settings, origin) or (not settings.allowed_origins and same_host)):
         raise errors.ORIGIN_NOT_ALLOWED(origin=origin)

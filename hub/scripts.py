@@ -29,3 +29,5 @@ DUPLICATE = _script("duplicate")
 EVENT = _script("event")
 WORKERS = _script("workers")
 NOW = _script("now")
+# Changes no job and emits no event: read as it is.
+CONNECTION = (_LUA / "connection.lua").read_text()

@@ -27,7 +27,7 @@ from hub.config import (
 from hub.connections import redis_settings
 from hub.events import EventLog
 from hub.identity import Tickets, TokenVerifier
-from hub.limits import Limits
+from hub.limits import Connections, Limits
 from hub.metrics import Metrics
 from hub.notifier import Notifier
 from hub.reports import Jobs
@@ -64,6 +64,7 @@ class Hub(Core):
     telemetry: TelemetrySink
     metrics: Metrics
     limits: Limits
+    connections: Connections
     # Set once SIGTERM arrives: /readyz answers 503 and no new socket or stream is opened.
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     # Requests being answered (sockets and streams included), and an event set whenever there are none.
@@ -81,6 +82,10 @@ class Hub(Core):
             self.idle.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.idle.wait(), grace_seconds)
+
+    async def close(self) -> None:
+        await self.verifier.close()
+        await super().close()
 
 
 async def connect(settings: Settings) -> ArqRedis:
@@ -114,12 +119,15 @@ async def open_hub(settings: Settings) -> Hub:
     require_writable(settings.telemetry_path, "TELEMETRY_PATH")
     redis = await connect(settings)
     core = await open_core(settings, redis)
+    verifier = TokenVerifier(settings)
+    await verifier.start()
     return Hub(
         **core.parts(),
         bus=Bus(redis),
         tickets=Tickets(redis),
-        verifier=TokenVerifier(settings),
+        verifier=verifier,
         telemetry=TelemetrySink(settings),
         metrics=Metrics(),
-        limits=Limits(redis, settings.rate_limit),
+        limits=Limits(redis, settings),
+        connections=Connections(redis, settings),
     )

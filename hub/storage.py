@@ -27,9 +27,11 @@ import obstore
 from obstore.exceptions import BaseError, UnknownConfigurationKeyError
 from obstore.store import AzureStore, GCSStore, LocalStore, S3Store, from_url
 
-from hub.config import STORAGE_UNUSABLE, ConfigError, Settings
+from hub import ids
+from hub.config import STORAGE_UNUSABLE, ConfigError, Settings, local_root, require_link_secret
 from hub.envelope import iso
 from hub.job import ZIP
+from hub.redact import redact
 
 CloudStore = S3Store | AzureStore | GCSStore
 CHUNK_SIZE = 5 * 1024 * 1024
@@ -64,11 +66,6 @@ def content_disposition(file_name: str) -> str:
 def content_type(file_name: str) -> str:
     """A password-protected report is a ZIP; every other one a CSV."""
     return ZIP_TYPE if file_name.endswith(ZIP) else CSV_TYPE
-
-
-def _local_root(url: str) -> Path:
-    parsed = urlparse(url)
-    return Path(parsed.netloc + parsed.path).expanduser().resolve()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -118,8 +115,11 @@ class Storage:
         self._settings = settings
         url = settings.storage_url
         self.local_root: Path | None = None
+        self._link_secret = ""
         if url.startswith("file://"):
-            self.local_root = _local_root(url)
+            require_link_secret(settings)
+            self._link_secret = str(settings.link_secret)
+            self.local_root = local_root(url)
             try:
                 self.local_root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -130,7 +130,7 @@ class Storage:
             cloud = _cloud_store(url, settings.storage_env)
             endpoint = cloud.config.get("endpoint")
             self._store = cloud
-            self._where = f"{url} at {endpoint}" if endpoint else url
+            self._where = redact(f"{url} at {endpoint}" if endpoint else url)
         self._container = CONTAINER.get(urlparse(url).scheme, "directory")
 
     async def check(self) -> None:
@@ -187,10 +187,14 @@ class Storage:
         expires = int(time.time()) + ttl
         expires_at = iso(expires * 1000)
         if self.local_root is not None:
-            signature = sign(self._settings.link_secret, job_id, key, expires)
+            signature = sign(self._link_secret, job_id, key, expires)
             return f"{self._settings.public_url}/files/{job_id}?expires={expires}&sig={signature}", expires_at
         url = await obstore.sign_async(cast(CloudStore, self._store), "GET", key, timedelta(seconds=ttl))
         return url, expires_at
+
+    def link_is_valid(self, job_id: str, key: str, expires: str, signature: str) -> bool:
+        """Whether a local download link was minted by `download_url` for this job and has not expired."""
+        return bool(self._link_secret) and link_is_valid(self._link_secret, job_id, key, expires, signature)
 
     def _explain(self, exc: BaseError) -> str:
         """obstore's messages run to dozens of lines of debug output; an operator needs the status."""
@@ -214,6 +218,8 @@ def sign(secret: str, job_id: str, key: str, expires: int) -> str:
 
 
 def link_is_valid(secret: str, job_id: str, key: str, expires: str, signature: str) -> bool:
-    if not expires.isdigit() or int(expires) < time.time():
+    """Whatever a link's holder puts in it: `expires` ASCII digits only, any signature compared as bytes
+    (`compare_digest` raises on non-ASCII text)."""
+    if not ids.EXPIRES.fullmatch(expires) or int(expires) < time.time():
         return False
-    return hmac.compare_digest(sign(secret, job_id, key, int(expires)), signature)
+    return hmac.compare_digest(sign(secret, job_id, key, int(expires)).encode(), signature.encode())

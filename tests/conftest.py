@@ -25,7 +25,7 @@ from hub.embedded import embedded_redis, free_port, valkey
 from hub.identity import mint_token
 from hub.source import Source, open_source
 from hub.source.seed import seed
-from tests.helpers import MENTOR, SECRET, Call, running_worker
+from tests.helpers import LINK_SECRET, MENTOR, SECRET, Call, running_worker
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +64,7 @@ def env(redis_server: str, tmp_path: Path) -> dict[str, str]:
         "SOURCE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
         "STORAGE_URL": f"file://{tmp_path / 'reports'}",
         "JWT_SECRET": SECRET,
+        "LINK_SECRET": LINK_SECRET,
         "PORT": str(port),
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "TELEMETRY_PATH": str(tmp_path / "telemetry.jsonl"),

@@ -82,11 +82,17 @@ async def browser(hub: TestServer) -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    """One browser profile; every uncaught error of its pages fails the test."""
+    """One browser profile; every uncaught error of its pages, and anything the hub's
+    Content-Security-Policy blocks, fails the test."""
     ctx = await browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 800})
     ctx.set_default_timeout(WAIT_MS)
     errors: list[str] = []
-    ctx.on("page", lambda page: page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}")))
+
+    def watch(page: Page) -> None:
+        page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
+        page.on("console", lambda message: "Content Security Policy" in message.text and errors.append(message.text))
+
+    ctx.on("page", watch)
     yield ctx
     await ctx.close()
     assert not errors, f"the page threw: {errors}"

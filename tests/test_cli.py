@@ -13,8 +13,9 @@ import jwt
 import orjson
 import pytest
 
+from hub.config import DEV_JWT_SECRET
 from hub.identity import TokenVerifier
-from tests.helpers import SECRET
+from tests.helpers import LINK_SECRET, SECRET
 
 
 def hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -39,7 +40,8 @@ def hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     ],
 )
 def test_a_wrong_setting_stops_serve_with_one_line_naming_it(setting: str, value: str, redis_server: str) -> None:
-    done = hub("serve", env={"REDIS_URL": redis_server, "JWT_SECRET": SECRET, setting: value})
+    done = hub("serve", env={"REDIS_URL": redis_server, "JWT_SECRET": SECRET, "LINK_SECRET": LINK_SECRET,
+                             setting: value})  # fmt: skip
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -52,10 +54,32 @@ def test_serve_without_a_way_to_verify_tokens_refuses_to_start(redis_server: str
     assert "JWT_SECRET" in done.stderr
 
 
+def test_serve_refuses_the_development_secret(redis_server: str) -> None:
+    done = hub("serve", env={"REDIS_URL": redis_server, "JWT_SECRET": DEV_JWT_SECRET, "LINK_SECRET": LINK_SECRET})
+    assert done.returncode == 2
+    assert "development secret" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "link_secret", "says"),
+    [
+        ("serve", "", "LINK_SECRET must be set"),
+        ("worker", "", "LINK_SECRET must be set"),
+        ("serve", SECRET, "LINK_SECRET must differ from JWT_SECRET"),
+        ("worker", SECRET, "LINK_SECRET must differ from JWT_SECRET"),
+    ],
+)
+def test_download_links_need_a_key_of_their_own(command: str, link_secret: str, says: str, redis_server: str) -> None:
+    """No fallback to JWT_SECRET: a worker must never hold a key that signs tokens."""
+    done = hub(command, env={"REDIS_URL": redis_server, "JWT_SECRET": SECRET, "LINK_SECRET": link_secret})
+    assert done.returncode == 2
+    assert says in done.stderr
+
+
 def test_a_worker_whose_source_cannot_be_read_stops_with_one_line(redis_server: str, tmp_path: Path) -> None:
     done = hub(
         "worker",
-        env={"REDIS_URL": redis_server, "JWT_SECRET": SECRET, "SOURCE_URL": f"sqlite:///{tmp_path / 'none.db'}"},
+        env={"REDIS_URL": redis_server, "LINK_SECRET": LINK_SECRET, "SOURCE_URL": f"sqlite:///{tmp_path / 'none.db'}"},
     )
     assert done.returncode == 2
     assert "SOURCE_URL" in done.stderr.strip().splitlines()[-1]
@@ -76,7 +100,7 @@ def test_token_mints_a_development_token_the_hub_accepts() -> None:
     token = done.stdout.strip()
     from hub.config import load
 
-    who = TokenVerifier(load({"JWT_SECRET": SECRET})).verify(token)
+    who = asyncio.run(TokenVerifier(load({"JWT_SECRET": SECRET})).verify(token))
     assert who.user_id == "user-42"
     assert who.roles == {"SUPPORT"}
     claims = jwt.decode(token, SECRET, algorithms=["HS256"])
@@ -85,7 +109,7 @@ def test_token_mints_a_development_token_the_hub_accepts() -> None:
 
 @pytest.mark.parametrize("command", ["serve", "worker"])
 def test_an_unreachable_redis_stops_the_process_with_one_line(command: str) -> None:
-    done = hub(command, env={"REDIS_URL": "redis://127.0.0.1:1/0", "JWT_SECRET": SECRET})
+    done = hub(command, env={"REDIS_URL": "redis://127.0.0.1:1/0", "JWT_SECRET": SECRET, "LINK_SECRET": LINK_SECRET})
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert "REDIS_URL" in lines[-1]

@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from hub.config import Settings
+from hub.config import ConfigError, Settings, load
+from hub.telemetry import TelemetrySink
 from tests.helpers import MENTOR, Call
 
 BATCH = "batch-0001"
@@ -80,6 +81,41 @@ async def test_telemetry_with_a_bad_event_is_refused_naming_the_field_and_nothin
     assert sink_events(settings) == []
 
 
+@pytest.mark.parametrize(
+    ("sent", "says"),
+    [
+        (telemetry_batch(interact_event(ver="2.0")), "Event 0: 'ver' must be '3.0'"),
+        (telemetry_batch(interact_event(edata__secret="x")), "'edata.secret' is not a field of INTERACT events"),
+        (telemetry_batch(interact_event(eid="SEARCH")), "'eid' must be one of"),
+        ({**telemetry_batch(interact_event()), "ver": "2.0"}, "'ver': '3.0'"),
+        ({**telemetry_batch(interact_event()), "id": "api.other"}, "'id': 'api.sunbird.telemetry'"),
+        ({**telemetry_batch(interact_event()), "params": {}}, "'params.msgid'"),
+    ],
+    ids=["event-ver-2", "unknown-edata-field", "unknown-eid", "batch-ver-2", "batch-id", "no-msgid"],
+)
+async def test_telemetry_outside_the_v3_schemas_is_refused(
+    call: Call, settings: Settings, sent: dict[str, Any], says: str
+) -> None:
+    status, body = await call("POST", "/v1/telemetry", json=sent)
+    assert (status, body["params"]["err"]) == (400, "INVALID_TELEMETRY")
+    assert says in body["params"]["errmsg"]
+    assert sink_events(settings) == []
+
+
+async def test_every_v3_event_the_hub_takes_is_accepted_with_its_schemas_fields(call: Call) -> None:
+    edata = {
+        "START": {"type": "app", "mode": "play", "duration": 0, "pageid": "course-dashboard"},
+        "END": {"type": "app", "duration": 12, "summary": []},
+        "IMPRESSION": {"type": "view", "pageid": "course-dashboard", "uri": "/", "visits": []},
+        "INTERACT": {"type": "CLICK", "id": "download-report", "subtype": "", "target": {}},
+        "LOG": {"type": "api_call", "level": "INFO", "message": "ok", "params": []},
+        "ERROR": {"err": "NETWORK", "errtype": "SYSTEM", "stacktrace": "-", "pageid": "course-dashboard"},
+    }
+    events = [interact_event(eid=eid, mid=f"{eid}:1", edata=fields) for eid, fields in edata.items()]
+    status, body = await call("POST", "/v1/telemetry", json=telemetry_batch(*events))
+    assert (status, body["result"]) == (200, {"accepted": 6})
+
+
 async def test_telemetry_that_is_not_json_is_a_client_error(call: Call) -> None:
     status, body = await call("POST", "/v1/telemetry", data=b"{not json", headers={"Content-Type": "application/json"})
     assert status == 400
@@ -136,8 +172,9 @@ async def sunbird(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Sunbird
 
 
 @pytest.fixture
-def env(env: dict[str, str], sunbird: tuple[SunbirdTelemetry, str]) -> dict[str, str]:
-    return {**env, "TELEMETRY_URL": sunbird[1]}
+def env(env: dict[str, str], sunbird: tuple[SunbirdTelemetry, str], request: pytest.FixtureRequest) -> dict[str, str]:
+    """Forwarding to the stand-in; a test may change settings with `parametrize("env", [{...}], indirect=True)`."""
+    return {**env, "TELEMETRY_URL": sunbird[1], **getattr(request, "param", {})}
 
 
 async def test_kept_events_reach_sunbird_after_it_comes_back(call: Call, sunbird: tuple[SunbirdTelemetry, str]) -> None:
@@ -165,3 +202,52 @@ async def test_a_batch_sunbird_rejects_is_set_aside_and_later_events_still_go(
             await endpoint.arrived.wait()
     assert [e["mid"] for e in endpoint.received] == ["later"]
     assert '"mid":"rejected"' in set_aside(settings)
+
+
+def padded_event(mid: str) -> dict[str, Any]:
+    """About a kilobyte: a few make a segment, a few more fill a small store."""
+    return interact_event(mid=mid, context__cdata=[{"type": "Padding", "id": "x" * 1000}])
+
+
+@pytest.mark.parametrize(
+    "env", [{"TELEMETRY_URL": "", "TELEMETRY_ROTATE_BYTES": "2048", "TELEMETRY_MAX_BYTES": "8192"}], indirect=True
+)
+async def test_the_store_rotates_and_refuses_events_when_full_rather_than_fill_the_disk(
+    call: Call, http, token, settings: Settings
+) -> None:
+    statuses = [(await call("POST", "/v1/telemetry", json=telemetry_batch(padded_event(f"m-{i}"))))[0]
+                for i in range(10)]  # fmt: skip
+    accepted = statuses.count(200)
+    assert accepted >= 4 and statuses == [200] * accepted + [503] * (len(statuses) - accepted)
+    headers = {"Authorization": f"Bearer {token()}"}
+    async with http.post("/v1/telemetry", json=telemetry_batch(padded_event("one-more")), headers=headers) as full:
+        assert (full.status, (await full.json())["params"]["err"]) == (503, "TELEMETRY_FULL")
+        assert int(full.headers["Retry-After"]) > 0
+    sink = TelemetrySink(settings)
+    sizes = [path.stat().st_size for path in [sink.path, *sink.segments().values()] if path.exists()]
+    assert len(sink.segments()) >= 2
+    assert sum(sizes) <= 8192
+    assert max(sizes) < 2048 + len(json.dumps(padded_event("m-0"))) + 1
+
+
+@pytest.mark.parametrize("env", [{"TELEMETRY_ROTATE_BYTES": "2048"}], indirect=True)
+async def test_rotated_events_reach_sunbird_in_order_and_sent_segments_are_deleted(
+    call: Call, sunbird: tuple[SunbirdTelemetry, str], settings: Settings
+) -> None:
+    endpoint, _ = sunbird
+    mids = [f"m-{i}" for i in range(8)]
+    for mid in mids:
+        await call("POST", "/v1/telemetry", json=telemetry_batch(padded_event(mid)))
+    sink = TelemetrySink(settings)
+    assert len(sink.segments()) >= 3
+    for _ in range(150):  # 30 s at most: one refusal and its back-off, then a batch per segment
+        if len(endpoint.received) == len(mids) and not sink.segments():
+            break
+        await asyncio.sleep(0.2)
+    assert [e["mid"] for e in endpoint.received] == mids
+    assert sink.segments() == {}
+
+
+def test_telemetry_is_kept_apart_from_report_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="TELEMETRY_PATH"):
+        load({"STORAGE_URL": f"file://{tmp_path}", "TELEMETRY_PATH": str(tmp_path / "reports" / "t.jsonl")})

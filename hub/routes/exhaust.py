@@ -72,11 +72,14 @@ def exhaust_api(api_id: str) -> Callable[[Callable[[web.Request], Awaitable[Any]
     return decorate
 
 
-def gateway_caller(request: web.Request) -> Principal:
+async def gateway_caller(request: web.Request, action: str) -> Principal:
+    """The user, from the gateway's header or a bearer token, once one request of theirs for `action` is
+    taken from their budget (429 past it), as on `/v1`."""
     token = request.headers.get(USER_TOKEN, "").strip()
-    if token:
-        return hub_of(request).verifier.verify(token.removeprefix("Bearer ").strip())
-    return caller(request)
+    hub = hub_of(request)
+    who = await hub.verifier.verify(token.removeprefix("Bearer ").strip()) if token else await caller(request)
+    await hub.limits.take(who.user_id, action)
+    return who
 
 
 def channel_of(request: web.Request) -> str:
@@ -109,9 +112,8 @@ async def answers(hub: Hub, found: list[tuple[Record, Job]]) -> dict[str, Any]:
 async def submit(request: web.Request) -> dict[str, Any]:
     """Sunbird's same-day idempotency on top of the hub's guard: the same request on the same day answers
     the job it already made, unless that job FAILED, when it runs again under the same request id."""
-    who = gateway_caller(request)
+    who = await gateway_caller(request, "submit")
     hub = hub_of(request)
-    await hub.limits.take(who.user_id, "submit")
     asked = parse_submit(await json_object(request))
     batch = await batch_for(hub.source, who, asked.batch_id, hub.settings.report_roles)
     channel = channel_of(request)
@@ -147,7 +149,7 @@ async def submit(request: web.Request) -> dict[str, Any]:
 @routes.get("/dataset/v1/request/read/{tag}")
 @exhaust_api(READ)
 async def read(request: web.Request) -> dict[str, Any]:
-    who = gateway_caller(request)
+    who = await gateway_caller(request, "read")
     hub = hub_of(request)
     wanted = request.query.get("requestId", "").strip()
     if not wanted:
@@ -164,7 +166,7 @@ async def read(request: web.Request) -> dict[str, Any]:
 @routes.get("/dataset/v1/request/list/{tag}")
 @exhaust_api(LIST)
 async def list_requests(request: web.Request) -> dict[str, Any]:
-    who = gateway_caller(request)
+    who = await gateway_caller(request, "read")
     hub = hub_of(request)
     limit = limit_of(request.query.get("limit", LIST_LIMIT))
     tag = f"{request.match_info['tag']}:{channel_of(request)}"
@@ -175,7 +177,7 @@ async def list_requests(request: web.Request) -> dict[str, Any]:
 @exhaust_api(SEARCH)
 async def search(request: web.Request) -> dict[str, Any]:
     """Requests of one channel (the `channel` filter, or the caller's) that the caller may see."""
-    who = gateway_caller(request)
+    who = await gateway_caller(request, "dashboard")
     hub = hub_of(request)
     filters, limit = search_filters(await json_object(request))
     channel = filters.get("channel") if isinstance(filters.get("channel"), str) else channel_of(request)

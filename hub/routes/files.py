@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub import errors
+from hub import errors, ids
 from hub.job import Status
 from hub.request import api, hub_of
-from hub.storage import content_disposition, content_type, link_is_valid
+from hub.storage import content_disposition, content_type
 
 routes = web.RouteTableDef()
 
@@ -16,11 +16,11 @@ routes = web.RouteTableDef()
 @api("api.report.file")
 async def download(request: web.Request) -> web.StreamResponse:
     hub = hub_of(request)
-    job = await hub.jobs.get(request.match_info["jobId"])
+    job = await hub.jobs.get(ids.job_id(request.match_info["jobId"]))
     if job is None or job.status != Status.SUCCESS or job.key is None or hub.storage.local_root is None:
         raise errors.FILE_NOT_FOUND()
     expires, signature = request.query.get("expires", ""), request.query.get("sig", "")
-    if not link_is_valid(hub.settings.link_secret, job.job_id, job.key, expires, signature):
+    if not hub.storage.link_is_valid(job.job_id, job.key, expires, signature):
         raise errors.LINK_EXPIRED()
     path = hub.storage.local_path(job.key)
     if not path.is_file():

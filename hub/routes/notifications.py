@@ -14,10 +14,11 @@ import orjson
 from aiohttp import web
 
 from hub import errors
-from hub.events import EVENT_ID, frame_id, parse_id
+from hub.events import frame_id, parse_id
 from hub.feed import HEARTBEAT_SECONDS, RESYNC, Feed, read_page
 from hub.identity import TICKET_TTL_SECONDS, Principal
-from hub.request import Result, api, budgeted, caller, check_socket_origin, hub_of
+from hub.ids import EVENT_ID
+from hub.request import Result, api, budgeted, check_socket_origin, hub_of
 
 routes = web.RouteTableDef()
 # WebSocket close codes. 1001 (going away, RFC 6455): this hub instance is shutting down; reconnect, with
@@ -38,11 +39,11 @@ async def socket_caller(request: web.Request) -> Principal:
     ticket = request.query.get("ticket")
     if ticket is not None:
         return await hub_of(request).tickets.redeem(ticket)
-    return caller(request)
+    return await budgeted(request, "read")
 
 
 def resume_point(value: str | None) -> str | None:
-    if value and (not EVENT_ID.match(value) or max(parse_id(value)) >= LARGEST_ID_PART):
+    if value and (not EVENT_ID.fullmatch(value) or max(parse_id(value)) >= LARGEST_ID_PART):
         raise errors.INVALID_EVENT_ID()
     return value or None
 
@@ -81,10 +82,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     after = resume_point(request.query.get("lastEventId"))
     who = await socket_caller(request)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=4096)
-    with Feed(hub_of(request), who) as feed:
-        backlog = await feed.start(after)  # subscribed before the socket opens: no event slips between
-        await ws.prepare(request)
-        await _pump_websocket(request, ws, feed, backlog)
+    async with hub_of(request).connections.hold(who.user_id):
+        with Feed(hub_of(request), who) as feed:
+            backlog = await feed.start(after)  # subscribed before the socket opens: no event slips between
+            await ws.prepare(request)
+            await _pump_websocket(request, ws, feed, backlog)
     return ws
 
 
@@ -132,22 +134,23 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
-    with Feed(hub_of(request), who) as feed, contextlib.suppress(ConnectionResetError):
-        frames = await feed.start(after)
-        await response.prepare(request)
-        await response.write(b"retry: 3000\n\n")
-        while feed.open:
-            if not await sent(request, response.write(_sse_chunk(frames) or b": ping\n\n")):
-                break
-            frames_sent.inc(len(frames))
-            frames = await feed.next()
+    async with hub_of(request).connections.hold(who.user_id):
+        with Feed(hub_of(request), who) as feed, contextlib.suppress(ConnectionResetError):
+            frames = await feed.start(after)
+            await response.prepare(request)
+            await response.write(b"retry: 3000\n\n")
+            while feed.open:
+                if not await sent(request, response.write(_sse_chunk(frames) or b": ping\n\n")):
+                    break
+                frames_sent.inc(len(frames))
+                frames = await feed.next()
     return response
 
 
 @routes.get("/v1/notifications")
 @api("api.notifications.read")
 async def poll(request: web.Request) -> Result:
-    who = caller(request)
+    who = await budgeted(request, "read")
     page = await read_page(hub_of(request).events, who.user_id, resume_point(request.query.get("after")), POLL_LIMIT)
     return {
         "events": [orjson.loads(frame) for frame in page.frames],

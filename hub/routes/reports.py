@@ -6,13 +6,13 @@ import logging
 
 from aiohttp import web
 
-from hub import errors
+from hub import errors, ids
 from hub.access import batch_for
 from hub.envelope import json_object, optional_string, string_field
 from hub.exhaust import MAX_KEY_LENGTH
 from hub.identity import Principal
 from hub.job import Status
-from hub.request import Result, api, budgeted, caller, hub_of
+from hub.request import Result, api, budgeted, hub_of
 from hub.routes.views import job_view
 from hub.services import Hub
 from hub.source import Batch
@@ -70,9 +70,9 @@ async def announce_duplicate(hub: Hub, who: Principal, job_id: str, batch_id: st
 @routes.get("/v1/reports/jobs/{jobId}")
 @api("api.report.job.read")
 async def read_job(request: web.Request) -> Result:
-    who = caller(request)
+    who = await budgeted(request, "read")
     hub = hub_of(request)
-    job = await hub.jobs.get(request.match_info["jobId"])
+    job = await hub.jobs.get(ids.job_id(request.match_info["jobId"]))
     if job is None:
         raise errors.JOB_NOT_FOUND()
     if not who.is_support:
@@ -85,7 +85,7 @@ async def read_job(request: web.Request) -> Result:
 @routes.get("/v1/reports/jobs")
 @api("api.report.job.list")
 async def list_jobs(request: web.Request) -> Result:
-    who = caller(request)
+    who = await budgeted(request, "dashboard")
     hub = hub_of(request)
     batch_id = request.query.get("batchId") or None
     if batch_id is not None:

@@ -7,10 +7,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from hub import errors
+from hub import errors, ids
 from hub.envelope import now_iso
 from hub.job import Job
-from hub.request import Result, api, caller, hub_of
+from hub.request import Result, api, budgeted, hub_of
 
 routes = web.RouteTableDef()
 NOT_USER_FACING = {"report.progress"}
@@ -25,10 +25,10 @@ def _news(job: Job, event: dict[str, Any]) -> bool:
 
 
 async def _timeline(request: web.Request) -> tuple[Job, list[dict[str, Any]]]:
-    if not caller(request).is_support:
+    if not (await budgeted(request, "read")).is_support:
         raise errors.NOT_SUPPORT()
     hub = hub_of(request)
-    job = await hub.jobs.get(request.match_info["jobId"])
+    job = await hub.jobs.get(ids.job_id(request.match_info["jobId"]))
     if job is None:
         raise errors.JOB_NOT_FOUND()
     return job, [orjson.loads(frame) for frame in await hub.events.job_timeline(job.job_id)]
