@@ -154,7 +154,7 @@ async def open_hub(settings: Settings) -> Hub:
         settings=settings,
         redis=redis,
         log=event_log,
-        jobs=Jobs(redis, event_log, storage, settings.report_timeout, settings.max_tries),
+        jobs=Jobs(redis, event_log, storage, settings.report_timeout, settings.max_tries, settings.report_zone),
         bus=Bus(redis),
         tickets=Tickets(redis),
         verifier=TokenVerifier(settings),

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -45,6 +46,7 @@ class Settings:
     report_parts: int
     telemetry_path: str
     telemetry_url: str | None
+    report_zone: ZoneInfo
     storage_env: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
 
     def with_(self, **changes: object) -> Settings:
@@ -70,6 +72,14 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     if scheme not in schemes:
         raise ConfigError(f"{name} must start with one of {', '.join(s + '://' for s in schemes)}, got {value!r}")
     return value
+
+
+def _zone(env: Mapping[str, str], name: str, default: str) -> ZoneInfo:
+    value = env.get(name, "").strip() or default
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name} must be an IANA time zone such as {default}, got {value!r}") from None
 
 
 def _readable_file(env: Mapping[str, str], name: str) -> str | None:
@@ -135,6 +145,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         report_parts=_int(env, "REPORT_PARTS", min(os.cpu_count() or 1, 4)),
         telemetry_path=env.get("TELEMETRY_PATH", "").strip() or "./var/telemetry.jsonl",
         telemetry_url=telemetry_url,
+        # Mentors are in India: the day a report is named by and shows is India's unless told otherwise.
+        report_zone=_zone(env, "REPORT_TIMEZONE", "Asia/Kolkata"),
         storage_env={name: value for name, value in env.items() if name.startswith(CLOUD_PREFIXES)},
     )
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix
@@ -83,8 +84,9 @@ def guard_key(user_id: str, batch_id: str) -> str:
     return f"hub:guard:{user_id}:{batch_id}"
 
 
-def file_name(batch_id: str, when_ms: int) -> str:
-    return f"{batch_id}_progress_{datetime.fromtimestamp(when_ms / 1000, UTC):%Y%m%d}.csv"
+def file_name(batch_id: str, when_ms: int, zone: ZoneInfo) -> str:
+    """Named by the day of the click where the mentor is, not in UTC (05:29 in India is still yesterday there)."""
+    return f"{batch_id}_progress_{datetime.fromtimestamp(when_ms / 1000, zone):%Y%m%d}.csv"
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,11 @@ class Submission:
 
 
 class Jobs:
-    def __init__(self, redis: ArqRedis, log: EventLog, storage: Storage, job_timeout: int, max_tries: int) -> None:
+    def __init__(
+        self, redis: ArqRedis, log: EventLog, storage: Storage, job_timeout: int, max_tries: int, zone: ZoneInfo
+    ) -> None:
         self._redis = redis
+        self._zone = zone
         self._log = log
         self._storage = storage
         self._submit = redis.register_script(_SUBMIT)
@@ -118,7 +123,7 @@ class Jobs:
             "completedAt": "",
             "rows": "",
             "bytes": "",
-            "fileName": file_name(batch_id, now),
+            "fileName": file_name(batch_id, now, self._zone),
             "error": "",
         }
         pairs = [part for item in fields.items() for part in item]

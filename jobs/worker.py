@@ -33,7 +33,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     except Exception as exc:
         raise ConfigError(f"STORAGE_URL cannot be used: {exc}") from None
     jobs = Jobs(ctx["redis"], EventLog(ctx["redis"], settings.event_retention), storage,
-                settings.report_timeout, settings.max_tries)  # fmt: skip
+                settings.report_timeout, settings.max_tries, settings.report_zone)  # fmt: skip
     writers = PartWriters(settings.report_parts)
     await writers.start()
     ctx["services"] = Services(settings=settings, jobs=jobs, source=source, storage=storage, writers=writers)
