@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiohttp
 import pytest
@@ -122,12 +122,12 @@ async def test_cells_a_spreadsheet_would_run_are_quoted_as_text(
 
 
 async def test_the_file_is_utf8_with_a_byte_order_mark_crlf_and_the_contract_name(
-    call: Call, http, socket_url, worker
+    call: Call, http, socket_url, settings, worker
 ) -> None:
     ready, content = await report(call, http, socket_url)
     assert content.startswith(b"\xef\xbb\xbf")
     assert content.count(b"\r\n") == 121
-    assert ready["fileName"] == f"{BATCH}_progress_{datetime.now(UTC):%Y%m%d}.csv"
+    assert ready["fileName"] == f"{BATCH}_progress_{datetime.now(settings.report_zone):%Y%m%d}.csv"
     assert ready["bytes"] == len(content)
 
 

@@ -1,24 +1,33 @@
 """Dates as a real source holds them: PostgreSQL `date` and `timestamptz` columns, ISO text in its
 several shapes, and instants shown as the day they were where the report is read (`REPORT_TIMEZONE`).
-Each source writes the same rows; the CSVs must be the same bytes."""
+Each source writes the same rows; the CSVs must be the same bytes. And the file is named by that day.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
+import os
+import shutil
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import asyncpg
 import pytest
 
+from hub.identity import mint_token
 from hub.source import Source
 from hub.source.postgres import PostgresSource
 from hub.source.schema import LAST_KEY, TABLES
 from hub.source.sqlite import SqliteSource
 from tests import pg_cluster
+from tests.conftest import MENTOR, SECRET
 
 postgres_server = pg_cluster.postgres_server
 pg_url = pg_cluster.pg_url
@@ -134,3 +143,44 @@ async def test_text_that_is_no_date_is_an_empty_cell_and_no_completion_in_both_s
     assert [rows[f"odd-{i}"][19] for i in range(len(odd))] == ["40"] * (len(odd) - 1) + ["100"]
     assert await pg_source.dashboard(BATCH) == await sqlite_source.dashboard(BATCH)
     assert (await pg_source.dashboard(BATCH))["completed"] == 1
+
+
+def next_evening_utc(now: datetime) -> datetime:
+    """The next 20:00 UTC: 01:30 the next day in India."""
+    evening = now.replace(hour=20, minute=0, second=0, microsecond=0)
+    return evening if evening > now else evening + timedelta(days=1)
+
+
+async def test_a_click_at_20_00_utc_is_named_by_the_next_day_in_india(
+    env: dict[str, str], batch: dict, redis: object
+) -> None:
+    """`hub serve` runs under faketime at 20:00 UTC, on a machine whose own zone is UTC."""
+    now = datetime.now(UTC)
+    click = next_evening_utc(now)
+    ahead = int((click - now).total_seconds())
+    command = [shutil.which("faketime") or "faketime", "-f", f"+{ahead}s", sys.executable, "-m", "hub", "serve"]
+    server = await asyncio.create_subprocess_exec(
+        *command, env={**os.environ, **env, "TZ": "UTC"}, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    token = mint_token(MENTOR, ["COURSE_MENTOR"], ahead + 3600, SECRET)
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        async with aiohttp.ClientSession(env["PUBLIC_URL"], headers=headers) as http:
+            async with asyncio.timeout(20):
+                while True:
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async with http.get("/readyz") as ready:
+                            if ready.status == 200:
+                                break
+                    await asyncio.sleep(0.1)
+            async with http.post("/v1/reports/course-progress", json={"batchId": batch["batchId"]}) as response:
+                assert response.status == 202
+                job_id = (await response.json())["result"]["jobId"]
+            async with http.get(f"/v1/reports/jobs/{job_id}") as response:
+                job = (await response.json())["result"]
+    finally:
+        server.terminate()
+        await server.wait()
+    next_day = click + timedelta(days=1)
+    assert job["fileName"] == f"{batch['batchId']}_progress_{next_day:%Y%m%d}.csv"
