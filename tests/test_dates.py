@@ -12,7 +12,7 @@ import io
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,13 +21,11 @@ import aiohttp
 import asyncpg
 import pytest
 
-from hub.identity import mint_token
 from hub.source import Source
 from hub.source.postgres import PostgresSource
 from hub.source.schema import LAST_KEY, TABLES
 from hub.source.sqlite import SqliteSource
 from tests import pg_cluster
-from tests.conftest import MENTOR, SECRET
 
 postgres_server = pg_cluster.postgres_server
 pg_url = pg_cluster.pg_url
@@ -152,7 +150,7 @@ def next_evening_utc(now: datetime) -> datetime:
 
 
 async def test_a_click_at_20_00_utc_is_named_by_the_next_day_in_india(
-    env: dict[str, str], batch: dict, redis: object
+    env: dict[str, str], batch: dict, redis: object, token: Callable[..., str]
 ) -> None:
     """`hub serve` runs under faketime at 20:00 UTC, on a machine whose own zone is UTC."""
     now = datetime.now(UTC)
@@ -163,8 +161,7 @@ async def test_a_click_at_20_00_utc_is_named_by_the_next_day_in_india(
         *command, env={**os.environ, **env, "TZ": "UTC"}, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
-    token = mint_token(MENTOR, ["COURSE_MENTOR"], ahead + 3600, SECRET)
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {token(ttl=ahead + 3600)}"}
     try:
         async with aiohttp.ClientSession(env["PUBLIC_URL"], headers=headers) as http:
             async with asyncio.timeout(20):
