@@ -4,7 +4,7 @@ The CSV's formatting (dates, the progress rule, the formula guard) is done in SQ
 database almost nothing, while the same work per cell in Python is what makes a million rows slow.
 Everything but the reading of dates is spelled with functions both databases share (`substr`, `||`,
 `CASE`), so both sources give the same bytes from the same data. Dates are read by each database's own
-date functions (`Dialect.day`), to one rule that both keep:
+date functions (`Queries.day`), to one rule that both keep:
 
 - a `date`, or ISO text with no offset (`2026-11-27`, `2026-11-27 10:00`), is the day it names;
 - a `timestamptz`, or ISO text with an offset (`2026-11-26T20:00:00Z`, `...+05:30`), is an instant,
