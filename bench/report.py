@@ -30,6 +30,7 @@ import asyncpg
 import psutil
 
 from bench.harness import LINK_SECRET, hub_command, table, wait_until_up
+from hub.config import load
 from hub.embedded import embedded_redis, free_port, throwaway_cluster
 from hub.identity import mint_token
 from hub.source.postgres import SQL as POSTGRES_SQL
@@ -130,9 +131,11 @@ async def copy_floor(dsn: str, size: int, folder: Path) -> float:
         course = await conn.fetchval("SELECT course_id FROM batches WHERE batch_id = $1", f"bench-{size}")
         assessments = [r[0] for r in await conn.fetch(
             "SELECT content_id FROM course_assessments WHERE course_id = $1 ORDER BY position", course)]  # fmt: skip
-        query = POSTGRES_SQL.report(len(assessments))  # the very statement the PostgreSQL source runs
+        zone = load().report_zone  # the hub under test reads the same environment
+        query = POSTGRES_SQL.report(len(assessments), zone)  # the very statement the PostgreSQL source runs
         args = [f"bench-{size}", *assessments, "", LAST_KEY]
         began = time.perf_counter()
+        await conn.execute("SELECT set_config('TimeZone', $1, false)", zone.key)
         await conn.copy_from_query(query, *args, output=str(folder / f"floor-{size}.csv"), format="csv")
         return time.perf_counter() - began
     finally:

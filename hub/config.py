@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -81,6 +82,8 @@ class Settings:
     sweep_interval_seconds: float
     # On SIGTERM, how long requests in flight may take to finish before `hub serve` exits.
     drain_grace_seconds: float
+    # The day a report is named by and shows, for instants (timestamps) in the source.
+    report_zone: ZoneInfo
     storage_env: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
     # Roles that may ask for any batch's report over the data-exhaust API, beside its mentors and creator.
     report_roles: frozenset[str] = REPORT_ROLES
@@ -136,6 +139,14 @@ def _origins(raw: str) -> tuple[str, ...]:
             raise ConfigError(f"ALLOWED_ORIGINS entries must look like https://portal.example.org (or be *), "
                               f"got {origin!r}")  # fmt: skip
     return origins
+
+
+def _zone(env: Mapping[str, str], name: str, default: str) -> ZoneInfo:
+    value = env.get(name, "").strip() or default
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name} must be an IANA time zone such as {default}, got {value!r}") from None
 
 
 def _readable_file(env: Mapping[str, str], name: str) -> str | None:
@@ -241,6 +252,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         queue_wait_seconds=_int(env, "QUEUE_WAIT", 120),
         sweep_interval_seconds=_seconds(env, "SWEEP_INTERVAL", 5.0),
         drain_grace_seconds=_seconds(env, "DRAIN_GRACE", 10.0),
+        # Mentors are in India: the day a report is named by and shows is India's unless told otherwise.
+        report_zone=_zone(env, "REPORT_TIMEZONE", "Asia/Kolkata"),
         storage_env={name: value for name, value in env.items() if name.startswith(CLOUD_PREFIXES)},
         **_sunbird(env),
     )

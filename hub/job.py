@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 CSV = ".csv"
 ZIP = ".zip"
@@ -95,8 +96,9 @@ class Job:
         return f"reports/{self.batch_id}/{self.job_id}/{uuid.uuid4().hex[:8]}/{self.file_name}"
 
 
-def file_name(batch_id: str, when_ms: int, protected: bool = False) -> str:
-    return f"{batch_id}_progress_{datetime.fromtimestamp(when_ms / 1000, UTC):%Y%m%d}" + (ZIP if protected else CSV)
+def file_name(batch_id: str, when_ms: int, zone: ZoneInfo, protected: bool = False) -> str:
+    """Named by the day of the click where the mentor is, not in UTC (05:29 in India is still yesterday there)."""
+    return f"{batch_id}_progress_{datetime.fromtimestamp(when_ms / 1000, zone):%Y%m%d}" + (ZIP if protected else CSV)
 
 
 class Secret:

@@ -43,6 +43,7 @@ class Jobs:
     ) -> None:
         self._redis = redis
         self._notifier = notifier  # told of every job that ends, wherever it ends (worker or sweeper)
+        self._zone = settings.report_zone
         self._events = event_log
         self._submit = redis.register_script(scripts.SUBMIT)
         self._transition = redis.register_script(scripts.TRANSITION)
@@ -63,7 +64,7 @@ class Jobs:
             requested_by=user_id,
             status=Status.SUBMITTED,
             submitted_at=now,  # replaced by Redis's clock as the job is stored
-            file_name=file_name(batch_id, now, protected),
+            file_name=file_name(batch_id, now, self._zone, protected),
         )
         submitted = events.draft("report.submitted", job.job_id, batch_id)
         created, job_id = await self._submit(

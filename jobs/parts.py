@@ -23,6 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hub.source import Source, open_source
 from hub.source.schema import LAST_KEY
@@ -32,16 +33,20 @@ READ_SIZE = 1 << 20
 POLL = 0.005
 
 
-def write_part(source_url: str, batch_id: str, assessments: list[str], lower: str, upper: str, path: str) -> int:
+def write_part(
+    source_url: str, zone: ZoneInfo, batch_id: str, assessments: list[str], lower: str, upper: str, path: str
+) -> int:
     """Runs in a child process: one range of rows into one spool file; returns the rows written."""
-    return asyncio.run(_write_part(source_url, batch_id, assessments, lower, upper, path))
+    return asyncio.run(_write_part(source_url, zone, batch_id, assessments, lower, upper, path))
 
 
-async def _write_part(source_url: str, batch_id: str, assessments: list[str], lower: str, upper: str, path: str) -> int:
+async def _write_part(
+    source_url: str, zone: ZoneInfo, batch_id: str, assessments: list[str], lower: str, upper: str, path: str
+) -> int:
     source = open_source(source_url)
     try:
         with open(path, "wb") as out:  # noqa: ASYNC230 - this process does nothing else meanwhile
-            return await source.write_csv(batch_id, assessments, lower, upper, out)
+            return await source.write_csv(batch_id, assessments, lower, upper, out, zone)
     finally:
         await source.close()
 
@@ -102,14 +107,15 @@ class PartWriters:
         return max(1, min(self.size, total // MIN_ROWS_PER_PART))
 
     async def stream(
-        self, source: Source, source_url: str, batch_id: str, assessments: list[str], tally: Tally
+        self, source: Source, source_url: str, zone: ZoneInfo, batch_id: str, assessments: list[str], tally: Tally
     ) -> AsyncIterator[bytes]:
-        """The CSV rows of the whole batch in report order; `tally.rows` counts the rows written."""
+        """The CSV rows of the whole batch in report order, days in `zone`; `tally.rows` counts the rows
+        written."""
         parts = self.parts_for(tally.total)
         bounds = ["", *(await source.part_bounds(batch_id, parts)), LAST_KEY]
         spool = Path(tempfile.mkdtemp(prefix="report-parts-"))
         futures = [
-            self._submit(write_part, source_url, batch_id, assessments, lower, upper, str(spool / f"{i}.csv"))
+            self._submit(write_part, source_url, zone, batch_id, assessments, lower, upper, str(spool / f"{i}.csv"))
             for i, (lower, upper) in enumerate(itertools.pairwise(bounds))
         ]
         try:

@@ -93,7 +93,7 @@ async def _write(services: Services, job: Job, key: str, secret: Secret | None) 
     async def chunks() -> AsyncIterator[bytes]:
         yield header_line(assessments)
         async for chunk in services.writers.stream(
-            source, services.settings.source_url, batch.batch_id, assessments, tally
+            source, services.settings.source_url, services.settings.report_zone, batch.batch_id, assessments, tally
         ):
             yield chunk
             # Line ends count rows closely enough for a progress bar (a cell may hold a line break).

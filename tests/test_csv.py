@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiohttp
 import pytest
@@ -122,12 +122,12 @@ async def test_cells_a_spreadsheet_would_run_are_quoted_as_text(
 
 
 async def test_the_file_is_utf8_with_a_byte_order_mark_crlf_and_the_contract_name(
-    call: Call, http, socket_url, worker
+    call: Call, http, socket_url, settings, worker
 ) -> None:
     ready, content = await report(call, http, socket_url)
     assert content.startswith(b"\xef\xbb\xbf")
     assert content.count(b"\r\n") == 121
-    assert ready["fileName"] == f"{BATCH}_progress_{datetime.now(UTC):%Y%m%d}.csv"
+    assert ready["fileName"] == f"{BATCH}_progress_{datetime.now(settings.report_zone):%Y%m%d}.csv"
     assert ready["bytes"] == len(content)
 
 
@@ -160,3 +160,49 @@ async def test_odd_values_in_the_source_cannot_become_formulas_or_false_completi
     assert odd[17] == ""  # Completion Date
     assert odd[19] == "40"  # Progress: not forced to 100 by an empty date
     assert not any(cell.startswith(("=", "+", "@")) for cell in odd)
+
+
+# (user, completion date as the source holds it, progress, certificate): every edge of the rules.
+EDGES = [
+    ("edge-done-at-40", "2026-02-01", 40, 1),  # completed, progress not yet 100 in the source
+    ("edge-done-instant", "2026-02-01T20:00:00Z", 70, 0),
+    ("edge-over", None, 150, 0),  # progress out of range, no completion
+    ("edge-under", None, -5, 1),  # a certificate without a completion date
+    ("edge-empty-date", "", 40, 0),
+    ("edge-not-a-date", "done", 90, 0),
+    ("edge-zero", None, 0, 0),
+]
+
+
+def figures_of(rows: list[dict[str, str]]) -> dict:
+    """The dashboard's figures, counted from the file a mentor downloads."""
+    progress = [int(row["Progress"]) for row in rows]
+    completed = sum(1 for row in rows if row["Completion Date"])
+    in_progress = sum(1 for row, p in zip(rows, progress, strict=True) if not row["Completion Date"] and p > 0)
+    histogram = [0] * 10
+    for p in progress:
+        histogram[min(p // 10, 9)] += 1
+    return {
+        "enrolled": len(rows),
+        "completed": completed,
+        "inProgress": in_progress,
+        "notStarted": len(rows) - completed - in_progress,
+        "averageProgress": round(sum(progress) / len(rows), 1),
+        "certificatesIssued": sum(1 for row in rows if row["Certificate Status"] == "Issued"),
+        "histogram": histogram,
+    }
+
+
+async def test_the_dashboard_shows_what_the_report_holds_for_every_edge(
+    call: Call, http, socket_url, source, worker
+) -> None:
+    columns = ("batch_id", "user_id", "enrolled_date", "completed_date", "progress", "certificate_issued")
+    await source.insert("enrolments", columns, [(BATCH, user, "2026-01-05", *edge) for user, *edge in EDGES])
+    _, content = await report(call, http, socket_url)
+    rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"), newline="")))
+    status, body = await call("GET", f"/v1/batches/{BATCH}/dashboard")
+    assert status == 200
+    shown = {name: body["result"][name] for name in figures_of(rows)}
+    assert shown == figures_of(rows)
+    by_user = {row["User UUID"]: row for row in rows}
+    assert [by_user[user]["Progress"] for user, *_ in EDGES] == ["100", "100", "100", "0", "40", "90", "0"]

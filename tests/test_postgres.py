@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
@@ -64,6 +65,7 @@ AWKWARD_ENROLMENTS = [
     (BATCH, "_no-profile-0004", "2025-01-08", None, 55, 0),
 ]
 ROWS = PARTICIPANTS + len(AWKWARD_ENROLMENTS)
+INDIA = ZoneInfo("Asia/Kolkata")
 
 
 @pytest.fixture
@@ -110,7 +112,7 @@ async def batch(source: Source, twin: Source) -> dict[str, Any]:
 async def csv_of(source: Source, lower: str = "", upper: str = LAST_KEY, out: io.BytesIO | None = None) -> bytes:
     """The report rows of BATCH (a range of them), as the part writers make them."""
     out = out or io.BytesIO()
-    rows = await source.write_csv(BATCH, await source.assessments(COURSE), lower, upper, out)
+    rows = await source.write_csv(BATCH, await source.assessments(COURSE), lower, upper, out, INDIA)
     assert rows == out.getvalue().count(b"\r\n")  # a line break inside a cell is a bare "\n"
     return out.getvalue()
 
@@ -266,7 +268,7 @@ async def test_a_report_that_fails_midway_gives_its_connection_back(
     async with asyncio.timeout(5):
         for _ in range(8):
             with pytest.raises(OSError, match="No space left"):  # the disk's fault, not the source's
-                await source.write_csv(BATCH, assessments, "", LAST_KEY, Spool(fetched, fail=True))
+                await source.write_csv(BATCH, assessments, "", LAST_KEY, Spool(fetched, fail=True), INDIA)
         assert await source.participant_count(BATCH) == ROWS
 
 

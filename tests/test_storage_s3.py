@@ -14,7 +14,7 @@ import re
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,13 @@ def blocks(count: int, size: int = MIB) -> list[bytes]:
 
 
 async def test_report_lands_under_the_prefix_and_its_presigned_link_downloads_it(
-    call: Call, http: aiohttp.ClientSession, socket_url: Any, worker: Worker, seaweed: Seaweed, prefix: str
+    call: Call,
+    http: aiohttp.ClientSession,
+    socket_url: Any,
+    worker: Worker,
+    seaweed: Seaweed,
+    prefix: str,
+    settings: Settings,
 ) -> None:
     async with http.ws_connect(await socket_url()) as ws:
         status, _ = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
@@ -72,7 +78,7 @@ async def test_report_lands_under_the_prefix_and_its_presigned_link_downloads_it
         completed = await next_event(ws, "report.completed")
 
     file_name = completed["fileName"]
-    assert file_name == f"{BATCH}_progress_{datetime.now(UTC):%Y%m%d}.csv"
+    assert file_name == f"{BATCH}_progress_{datetime.now(settings.report_zone):%Y%m%d}.csv"
     [key] = await seaweed.keys(BUCKET, prefix)
     assert key.startswith(f"{prefix}/reports/{BATCH}/{completed['jobId']}/")
     assert key.endswith(f"/{file_name}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
+from zoneinfo import ZoneInfo
 
 
 class SourceError(Exception):
@@ -45,9 +46,11 @@ class Source(Protocol):
         """`parts - 1` user ids that split the batch into parts of equal size, in report order."""
         ...
 
-    async def write_csv(self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, out: BinaryIO) -> int:
-        """Writes the report rows of participants `lower <= user_id < upper` to `out`, streaming;
-        returns how many rows it wrote."""
+    async def write_csv(
+        self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, out: BinaryIO, zone: ZoneInfo
+    ) -> int:
+        """Writes the report rows of participants `lower <= user_id < upper` to `out`, streaming, with
+        instants shown as days in `zone`; returns how many rows it wrote."""
         ...
 
     async def insert(self, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int: ...

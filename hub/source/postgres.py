@@ -18,6 +18,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from asyncpg.cursor import Cursor
@@ -34,7 +35,24 @@ from hub.source.schema import (
 
 BYTES = 'COLLATE "C"'
 TABLES_IN_BYTE_ORDER = re.sub(r"\bTEXT\b", f"TEXT {BYTES}", TABLES)
-SQL = Queries(param="${}", char="chr", collate=f" {BYTES}")
+# ISO text as SQLite reads it: a day, perhaps a time, perhaps an offset (`Z` or `+05:30`). Fields out of
+# range are kept out here, since a cast that fails would fail the whole report.
+ISO_DATE = (
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+    r"([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)?)?$"
+)
+DATE_TYPES = "('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype)"
+
+
+def day(expr: str, zone: ZoneInfo | None) -> str:
+    """A date column may be `date`, `timestamp`, `timestamptz` or text. Each becomes a `timestamptz`
+    (a `date`, a `timestamp` and text without an offset at that time of their day in the session's
+    zone), which `to_char` shows in the session's zone: the report sets it to `zone` (`write_csv`)."""
+    date = f"CASE WHEN pg_typeof({expr}) IN {DATE_TYPES} OR {expr}::text ~ '{ISO_DATE}' THEN {expr}::timestamptz END"
+    return f"to_char({date}, 'DD/MM/YYYY')"
+
+
+SQL = Queries(param="${}", char="chr", day=day, collate=f" {BYTES}")
 PRIMARY_KEY_SQL = (
     "SELECT a.attname FROM pg_index i "
     "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
@@ -165,12 +183,15 @@ class PostgresSource:
             total = await conn.fetchval(SQL.participants, batch_id)
             return [await conn.fetchval(SQL.part_bound, batch_id, offset) for offset in part_offsets(total, parts)]
 
-    async def write_csv(self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, out: BinaryIO) -> int:
+    async def write_csv(
+        self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, out: BinaryIO, zone: ZoneInfo
+    ) -> int:
         """Streams from a server-side cursor, a chunk at a time, so memory stays flat whatever the size
         of the batch; PostgreSQL makes the next chunk while Python formats this one."""
-        sql = SQL.report(len(assessments))
+        sql = SQL.report(len(assessments), zone)
         rows = 0
         async with self._connection() as conn, conn.transaction(readonly=True):
+            await conn.execute("SELECT set_config('TimeZone', $1, true)", zone.key)
             cursor = await conn.cursor(sql, batch_id, *assessments, lower, upper)
             async with contextlib.aclosing(_chunks_ahead(cursor, CHUNK_ROWS)) as chunks:
                 with csv_text(out) as text:

@@ -2,17 +2,25 @@
 
 The CSV's formatting (dates, the progress rule, the formula guard) is done in SQL: it costs the
 database almost nothing, while the same work per cell in Python is what makes a million rows slow.
-Only functions both databases share (`substr`, `||`, `CASE`, `coalesce`) are used, so both sources give
-the same bytes from the same data.
+Everything but the reading of dates is spelled with functions both databases share (`substr`, `||`,
+`CASE`), so both sources give the same bytes from the same data. Dates are read by each database's own
+date functions (`Queries.day`), to one rule that both keep:
+
+- a `date`, or ISO text with no offset (`2026-11-27`, `2026-11-27 10:00`), is the day it names;
+- a `timestamptz`, or ISO text with an offset (`2026-11-26T20:00:00Z`, `...+05:30`), is an instant,
+  shown as the day it was in the report's time zone (`REPORT_TIMEZONE`);
+- anything else (empty, `27/11/2026`, a number) is no date, and a completion that is no date is no
+  completion, for the report and the dashboard alike.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
+from zoneinfo import ZoneInfo
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS courses (
@@ -92,14 +100,24 @@ TEXT_COLUMNS = [
 # Spreadsheets run a cell that starts with one of these; a leading quote makes it plain text.
 FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
 FORMULA_STARTS = "('=', '+', '-', '@', chr(9), chr(13))"
+CERTIFICATE = "CASE WHEN e.certificate_issued = 1 THEN 'Issued' ELSE '' END"
 
-# An empty string is no date: SQLite would otherwise count '' as completed and print '//'.
-COMPLETED = "NULLIF(e.completed_date, '')"
-# Numbers are cast, so a stray text value in a number column (SQLite allows it) cannot reach a cell.
-EFFECTIVE_PROGRESS = (
-    f"CASE WHEN {COMPLETED} IS NOT NULL THEN 100 "
-    "WHEN e.progress < 0 THEN 0 WHEN e.progress > 100 THEN 100 ELSE CAST(e.progress AS INTEGER) END"
-)
+# Spells a date column as `dd/MM/yyyy`, or NULL when it holds no date; the zone is the report's, or
+# None where only whether there is a date counts.
+Day = Callable[[str, ZoneInfo | None], str]
+
+
+def completed(day: Day) -> str:
+    return f"{day('e.completed_date', None)} IS NOT NULL"
+
+
+def effective_progress(day: Day) -> str:
+    """Progress is 100 once completed, else the source's figure held to 0..100. Numbers are cast, so a
+    stray text value in a number column (SQLite allows it) cannot reach a cell."""
+    return (
+        f"CASE WHEN {completed(day)} THEN 100 "
+        "WHEN e.progress < 0 THEN 0 WHEN e.progress > 100 THEN 100 ELSE CAST(e.progress AS INTEGER) END"
+    )
 
 
 def formula_safe(text: str) -> str:
@@ -110,11 +128,6 @@ def formula_safe(text: str) -> str:
 def guarded(expr: str, char: str = "chr") -> str:
     starts = FORMULA_STARTS.replace("chr(", f"{char}(")
     return f"CASE WHEN substr({expr}, 1, 1) IN {starts} THEN '''' || {expr} ELSE {expr} END"
-
-
-def day_month_year(expr: str) -> str:
-    date = f"NULLIF({expr}, '')"
-    return f"substr({date}, 9, 2) || '/' || substr({date}, 6, 2) || '/' || substr({date}, 1, 4)"
 
 
 CHUNK_ROWS = 2000
@@ -140,14 +153,14 @@ def csv_writer(text: io.TextIOWrapper | io.StringIO) -> Any:
 LAST_KEY = "\U0010ffff"
 
 
-def report_query(assessments: int, param: str, char: str, collate: str = "") -> str:
+def report_query(assessments: int, dialect: Queries, zone: ZoneInfo) -> str:
     """One row per enrolment of a range of participants, columns in the contract's order, then one score
-    per assessment.
+    per assessment, dates as days in `zone`.
 
-    `param` spells the i-th bind parameter of the dialect (`?{}` or `${}`), `char` its chr()/char()
-    function, `collate` what makes it compare user ids byte by byte. Parameter 1 is the batch id, the
-    assessment content ids follow, then the range's lower (inclusive) and upper (exclusive) user id.
+    Parameter 1 is the batch id, the assessment content ids follow, then the range's lower (inclusive)
+    and upper (exclusive) user id.
     """
+    param, char, collate, day = dialect.param, dialect.char, dialect.collate, dialect.day
     lower, upper = param.format(assessments + 2), param.format(assessments + 3)
     in_range = f"{{0}}.user_id{collate} >= {lower} AND {{0}}.user_id{collate} < {upper}"
     # One grouped pass over the batch's scores, joined once, costs half of per-row subqueries.
@@ -162,10 +175,10 @@ def report_query(assessments: int, param: str, char: str, collate: str = "") -> 
         " ON g.user_id = e.user_id"
     )
     columns = [guarded(c, char) for c in TEXT_COLUMNS] + [
-        day_month_year("e.enrolled_date"),
-        day_month_year("e.completed_date"),
-        "CASE WHEN e.certificate_issued = 1 THEN 'Issued' ELSE '' END",
-        EFFECTIVE_PROGRESS,
+        day("e.enrolled_date", zone),
+        day("e.completed_date", zone),
+        CERTIFICATE,
+        effective_progress(day),
         "CAST(g.total AS INTEGER)",
         "CAST(g.attempts AS INTEGER)",
         *(f"CAST(g.a{i} AS INTEGER)" for i in range(assessments)),
@@ -194,19 +207,23 @@ def part_bound_query(param: str, collate: str = "") -> str:
     )
 
 
-def dashboard_query(param: str) -> str:
+def dashboard_query(param: str, day: Day) -> str:
+    """The dashboard's figures, by the report's own rules: a participant counts as completed, in
+    progress or certified exactly when their row in the file says so."""
+    progress = effective_progress(day)
     return (
         "SELECT count(*), "
-        f"sum(CASE WHEN {COMPLETED} IS NOT NULL THEN 1 ELSE 0 END), "
-        f"sum(CASE WHEN {COMPLETED} IS NULL AND e.progress > 0 THEN 1 ELSE 0 END), "
-        f"avg({EFFECTIVE_PROGRESS}), "
-        "sum(CASE WHEN e.certificate_issued = 1 THEN 1 ELSE 0 END) "
+        f"sum(CASE WHEN {completed(day)} THEN 1 ELSE 0 END), "
+        f"sum(CASE WHEN NOT ({completed(day)}) AND ({progress}) > 0 THEN 1 ELSE 0 END), "
+        f"avg({progress}), "
+        f"sum(CASE WHEN {CERTIFICATE} = 'Issued' THEN 1 ELSE 0 END) "
         f"FROM enrolments e WHERE e.batch_id = {param.format(1)}"
     )
 
 
-def histogram_query(param: str) -> str:
-    bucket = f"CASE WHEN ({EFFECTIVE_PROGRESS}) >= 90 THEN 9 ELSE ({EFFECTIVE_PROGRESS}) / 10 END"
+def histogram_query(param: str, day: Day) -> str:
+    progress = effective_progress(day)
+    bucket = f"CASE WHEN ({progress}) >= 90 THEN 9 ELSE ({progress}) / 10 END"
     return f"SELECT {bucket} AS bucket, count(*) FROM enrolments e WHERE e.batch_id = {param.format(1)} GROUP BY 1"
 
 
@@ -229,20 +246,20 @@ PARTICIPANTS = "SELECT count(*) FROM enrolments WHERE batch_id = {p1}"
 
 class Queries:
     """Every statement of the report source, spelled once for one dialect: `param` is how it writes the
-    i-th bind parameter (`?{}` or `${}`), `char` its chr()/char() function, `collate` what makes it
-    compare user ids byte by byte (SQLite does already)."""
+    i-th bind parameter (`?{}` or `${}`), `char` its chr()/char() function, `day` how it reads a date,
+    `collate` what makes it compare user ids byte by byte (SQLite does already)."""
 
-    def __init__(self, param: str, char: str, collate: str = "") -> None:
-        self.param, self.char, self.collate = param, char, collate
+    def __init__(self, param: str, char: str, day: Day, collate: str = "") -> None:
+        self.param, self.char, self.day, self.collate = param, char, day, collate
         p1 = param.format(1)
         self.batch = BATCH.format(p1=p1)
         self.mentors = BATCH_MENTORS.format(p1=p1)
         self.mentor_batches = MENTOR_BATCHES.format(p1=p1, collate=collate)
         self.assessments = ASSESSMENTS.format(p1=p1, collate=collate)
         self.participants = PARTICIPANTS.format(p1=p1)
-        self.dashboard = dashboard_query(param)
-        self.histogram = histogram_query(param)
+        self.dashboard = dashboard_query(param, day)
+        self.histogram = histogram_query(param, day)
         self.part_bound = part_bound_query(param, collate)
 
-    def report(self, assessments: int) -> str:
-        return report_query(assessments, self.param, self.char, self.collate)
+    def report(self, assessments: int, zone: ZoneInfo) -> str:
+        return report_query(assessments, self, zone)

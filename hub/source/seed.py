@@ -1,8 +1,8 @@
 """Realistic demo data: a course, a batch and N participants with a spread of progress and scores.
 
-Names come in Latin and Devanagari script and places are real Indian states and districts, so the
-CSV, the dashboard and Excel's handling of the byte-order mark can be judged on data that looks like
-DIKSHA's.
+Names come in Latin, Devanagari and Tamil script and places are real Indian states and districts, so
+the CSV, the dashboard and a spreadsheet's handling of the byte-order mark can be judged on data that
+looks like DIKSHA's.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ FIRST = [
     "Aarav", "Priya", "Rahul", "Ananya", "Vikram", "Sneha", "Arjun", "Kavya", "Rohan", "Isha", "Sanjay",
     "Meera", "Karthik", "Divya", "Amit", "Lakshmi", "Harpreet", "Fatima", "Joseph", "Nandini",
     "आरव", "प्रिया", "राहुल", "अनन्या", "विक्रम", "स्नेहा", "अर्जुन", "काव्या", "सुनीता", "मोहन",
+    "முருகன்", "கயல்விழி", "செல்வி", "அருண்", "தமிழ்ச்செல்வன்",
 ]  # fmt: skip
 LAST = [
     "Sharma", "Verma", "Iyer", "Reddy", "Nair", "Patel", "Singh", "Das", "Kumar", "Gupta", "Menon",
     "Banerjee", "Khan", "Joshi", "Pillai", "Yadav", "शर्मा", "वर्मा", "सिंह", "यादव", "गुप्ता", "मिश्रा",
+    "சுப்பிரமணியம்", "ராஜன்", "கிருஷ்ணன்",
 ]  # fmt: skip
 PLACES = {
     "Uttar Pradesh": ["Lucknow", "Varanasi", "Agra", "Prayagraj", "Gorakhpur"],

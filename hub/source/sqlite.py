@@ -8,10 +8,13 @@ so a wrong path is an error rather than a new empty database.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
+from zoneinfo import ZoneInfo
 
 from hub.source.model import Batch, SourceError, batch_row, summarize
 from hub.source.schema import (
@@ -27,7 +30,62 @@ T = TypeVar("T")
 # Clustered on their keys: a batch's enrolments, and each participant's profile, are one B-tree walk
 # away instead of an index lookup plus a table lookup per row (twice as fast for a million rows).
 SQLITE_TABLES = TABLES.replace("\n);", "\n) WITHOUT ROWID;")
-SQL = Queries(param="?{}", char="char")
+# The years whose changes of UTC offset the report knows; an instant before them gets the first offset.
+ZONE_YEARS = (1970, 2100)
+ISO_DATE = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
+WITH_OFFSET = "{0} GLOB '*[+-][0-9][0-9]:[0-9][0-9]' OR {0} GLOB '*[Zz]'"
+
+
+def _offset(zone: ZoneInfo, epoch: int) -> int:
+    return int(datetime.fromtimestamp(epoch, zone).utcoffset().total_seconds())  # type: ignore[union-attr]
+
+
+@functools.cache
+def offset_changes(zone: ZoneInfo) -> tuple[int, tuple[tuple[str, int], ...]]:
+    """The zone's UTC offset in seconds at the start of ZONE_YEARS, and each change of it within them
+    (the UTC instant as SQLite writes it, the offset from then on). SQLite knows no time zones; these
+    make its day the one PostgreSQL's time zone database gives."""
+    epoch, end = (int(datetime(year, 1, 1, tzinfo=UTC).timestamp()) for year in ZONE_YEARS)
+    week = 7 * 24 * 3600
+    first = current = _offset(zone, epoch)
+    changes = []
+    while epoch < end:
+        if _offset(zone, epoch + week) != current:
+            low, high = epoch, epoch + week  # the offset changes after `low`, by `high`
+            while high - low > 1:
+                middle = (low + high) // 2
+                low, high = (middle, high) if _offset(zone, middle) == current else (low, middle)
+            current = _offset(zone, high)
+            changes.append((f"{datetime.fromtimestamp(high, UTC):%Y-%m-%d %H:%M:%S}", current))
+        epoch += week
+    return first, tuple(changes)
+
+
+def _shift(utc: str, offset: int, changes: Sequence[tuple[str, int]]) -> str:
+    """The modifier that moves the UTC time `utc` into the zone: a binary search over the changes, so a
+    zone with summer time costs a few comparisons a cell rather than hundreds."""
+    if not changes:
+        return f"'{offset:+d} seconds'"
+    middle = len(changes) // 2
+    at, after = changes[middle]
+    return (
+        f"CASE WHEN {utc} < '{at}' THEN {_shift(utc, offset, changes[:middle])} "
+        f"ELSE {_shift(utc, after, changes[middle + 1 :])} END"
+    )
+
+
+def day(expr: str, zone: ZoneInfo | None) -> str:
+    """SQLite reads ISO text itself (an offset turns it into UTC); the zone's offset at that instant
+    then gives the day. The leading GLOB keeps out what SQLite would also read as a time: 'now', a
+    Julian day number."""
+    on_its_day = f"strftime('%d/%m/%Y', {expr})"
+    if zone is not None:
+        instant_day = f"strftime('%d/%m/%Y', {expr}, {_shift(f'datetime({expr})', *offset_changes(zone))})"
+        on_its_day = f"CASE WHEN {WITH_OFFSET.format(expr)} THEN {instant_day} ELSE {on_its_day} END"
+    return f"CASE WHEN {expr} GLOB '{ISO_DATE}' THEN {on_its_day} END"
+
+
+SQL = Queries(param="?{}", char="char", day=day)
 # WAL lets reports read while a seed writes; a large cache keeps random-key inserts off the disk.
 WRITER_PRAGMAS = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-131072;\n"
 
@@ -123,12 +181,14 @@ class SqliteSource:
 
         return await self._run(read)
 
-    async def write_csv(self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, out: BinaryIO) -> int:
+    async def write_csv(
+        self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, out: BinaryIO, zone: ZoneInfo
+    ) -> int:
         """Blocks its event loop on purpose: it only runs in a part-writer process that has nothing
         else to do, where a plain loop is a fifth faster than handing rows over from a thread."""
         conn = self._connect()
         try:
-            cursor = conn.execute(SQL.report(len(assessments)), (batch_id, *assessments, lower, upper))
+            cursor = conn.execute(SQL.report(len(assessments), zone), (batch_id, *assessments, lower, upper))
             with csv_text(out) as text:
                 writer = csv_writer(text)
                 rows = 0
