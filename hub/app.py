@@ -143,7 +143,7 @@ async def open_hub(settings: Settings) -> Hub:
         redis = await create_pool(redis_settings(settings.redis_url or ""))
     except (RedisError, OSError) as exc:
         raise ConfigError(f"REDIS_URL cannot be reached: {exc}") from None
-    source = open_source(settings.source_url)
+    source = open_source(settings.source_url, settings.source_timeout)
     try:
         await source.check()
     except SourceError as exc:

@@ -43,6 +43,8 @@ class Settings:
     max_tries: int
     rate_limit: int
     report_parts: int
+    small_batch: int
+    source_timeout: int
     telemetry_path: str
     telemetry_url: str | None
     storage_env: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
@@ -133,6 +135,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit=_int(env, "RATE_LIMIT", 120),
         # Each part writer is a process of ~50 MB: more cores than four buy little for one report.
         report_parts=_int(env, "REPORT_PARTS", min(os.cpu_count() or 1, 4)),
+        # The seed's promise for a batch under 10,000 participants: ready in 10 s whatever else runs.
+        small_batch=_int(env, "SMALL_BATCH", 10_000, minimum=0),
+        source_timeout=_int(env, "SOURCE_TIMEOUT", 30),
         telemetry_path=env.get("TELEMETRY_PATH", "").strip() or "./var/telemetry.jsonl",
         telemetry_url=telemetry_url,
         storage_env={name: value for name, value in env.items() if name.startswith(CLOUD_PREFIXES)},

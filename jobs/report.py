@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from hub import events
 from hub.config import Settings
 from hub.reports import PROCESSING, SUCCESS, TERMINAL, Jobs, now_ms, run_key
-from hub.source import Source, SourceError
+from hub.source import Source, SourceError, retrying
 from hub.source.schema import HEADER, csv_writer, formula_safe
 from hub.storage import Storage, StorageError
 from jobs.parts import PartWriters, Tally
@@ -114,8 +114,9 @@ async def _make(services: Services, job: dict[str, str]) -> None:
     """One run of a job, into a key of its own: a run that loses a race to another worker (after a
     stale heartbeat) can then only ever delete its own file, never the one the mentor was sent."""
     key = run_key(job)
-    async with asyncio.timeout(services.settings.report_timeout):
-        rows, size = await _write(services, job, key)
+    deadline = asyncio.get_running_loop().time() + services.settings.report_timeout
+    async with asyncio.timeout_at(deadline):
+        rows, size = await retrying(lambda: _write(services, job, key), deadline, f"report {job['jobId']}")
     url, expires_at = await services.storage.download_url(job["jobId"], key)
     completed = events.body(
         "report.completed", job["jobId"], job["batchId"], downloadUrl=url, expiresAt=expires_at,

@@ -22,7 +22,7 @@ from jobs.report import Services, generate_report
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
-    source = open_source(settings.source_url)
+    source = open_source(settings.source_url, settings.source_timeout)
     try:
         await source.check()
     except SourceError as exc:
@@ -34,7 +34,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         raise ConfigError(f"STORAGE_URL cannot be used: {exc}") from None
     jobs = Jobs(ctx["redis"], EventLog(ctx["redis"], settings.event_retention), storage,
                 settings.report_timeout, settings.max_tries)  # fmt: skip
-    writers = PartWriters(settings.report_parts)
+    writers = PartWriters(settings)
     await writers.start()
     ctx["services"] = Services(settings=settings, jobs=jobs, source=source, storage=storage, writers=writers)
 

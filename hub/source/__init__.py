@@ -6,13 +6,44 @@ the same tables (`schema.py`) and answer the same questions through `Source`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+FIRST_RETRY, LAST_RETRY = 0.25, 5.0
 
 
 class SourceError(Exception):
     """The source cannot answer (unreachable, missing file, broken rows); the message says why."""
+
+
+class SourceUnavailable(SourceError):
+    """A failure that passes: the server restarting, a dropped connection, a statement that timed out.
+    Worth another try, where a missing table or a malformed URL is not."""
+
+
+async def retrying(attempt: Callable[[], Awaitable[T]], deadline: float, what: str) -> T:
+    """Runs `attempt` again, after a growing pause, while the source is only unavailable and the next
+    try would still start before `deadline` (the event loop's clock): a PostgreSQL restart costs a
+    report a few seconds instead of the report. The pause is jittered so that the workers of a fleet
+    do not all come back to a restarted server in the same instant."""
+    loop = asyncio.get_running_loop()
+    pause = FIRST_RETRY
+    while True:
+        try:
+            return await attempt()
+        except SourceUnavailable as exc:
+            wait = pause * random.uniform(0.5, 1.0)
+            if loop.time() + wait >= deadline:
+                raise
+            log.warning("%s: %s; trying again in %.1f s", what, exc, wait)
+        await asyncio.sleep(wait)
+        pause = min(pause * 2, LAST_RETRY)
 
 
 @dataclass(frozen=True)
@@ -62,14 +93,16 @@ class Source(Protocol):
     async def close(self) -> None: ...
 
 
-def open_source(url: str) -> Source:
+def open_source(url: str, timeout: float | None = None) -> Source:
+    """`timeout` bounds each PostgreSQL statement and the wait for a connection (`SOURCE_TIMEOUT`);
+    seeding passes none, since loading a million rows is one long statement."""
     if url.startswith("sqlite:"):
         from hub.source.sqlite import SqliteSource
 
         return SqliteSource(url)
     from hub.source.postgres import PostgresSource
 
-    return PostgresSource(url)
+    return PostgresSource(url, timeout)
 
 
 def summarize(totals: Sequence[Any], buckets: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
