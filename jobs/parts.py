@@ -10,6 +10,7 @@ flat: rows go to disk, never to a list.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -237,10 +238,16 @@ class PartWriters:
     def lane_for(self, total: int) -> Lane:
         return self.small if total < self.settings.small_batch else self.big
 
-    async def stream(
+    @contextlib.asynccontextmanager
+    async def parts(
         self, source: Source, source_url: str, batch_id: str, assessments: list[str], tally: Tally
-    ) -> AsyncIterator[bytes]:
-        """The CSV rows of the whole batch in report order; `tally.rows` counts the rows written."""
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The CSV rows of the whole batch in report order; `tally.rows` counts the rows written.
+
+        A context, not a bare generator: the upload that reads the rows drops them without closing
+        them when the report times out, so the parts still being written are cancelled (and their
+        writers replaced) when the block ends, not when the garbage collector finds the generator.
+        """
         assert self._spool is not None, "start() first"
         lane = self.lane_for(tally.total)
         bounds = ["", *(await source.part_bounds(batch_id, lane.parts_for(tally.total))), LAST_KEY]
@@ -253,15 +260,19 @@ class PartWriters:
             for i, (lower, upper) in enumerate(itertools.pairwise(bounds))
         ]
         try:
-            for i, part in enumerate(parts):
-                async for chunk in _tail(spool / f"{i}.csv", part):
-                    yield chunk
-                tally.rows += await part
+            yield _in_order(spool, parts, tally)
         finally:
             for part in parts:
                 part.cancel()
             await asyncio.gather(*parts, return_exceptions=True)
             shutil.rmtree(spool, ignore_errors=True)
+
+
+async def _in_order(spool: Path, parts: list[asyncio.Future[int]], tally: Tally) -> AsyncIterator[bytes]:
+    for i, part in enumerate(parts):
+        async for chunk in _tail(spool / f"{i}.csv", part):
+            yield chunk
+        tally.rows += await part
 
 
 async def _tail(path: Path, writer: asyncio.Future[int]) -> AsyncIterator[bytes]:

@@ -88,16 +88,16 @@ async def _write(services: Services, job: dict[str, str], key: str) -> tuple[int
     tally = Tally(total=await source.participant_count(batch.batch_id))
     progress = Progress(services.jobs, job, tally.total)
 
-    async def chunks() -> AsyncIterator[bytes]:
-        yield header_line(assessments)
-        async for chunk in services.writers.stream(
-            source, services.settings.source_url, batch.batch_id, assessments, tally
-        ):
-            yield chunk
-            # Line ends count rows closely enough for a progress bar (a cell may hold a line break).
-            await progress.advance(chunk.count(b"\n"))
+    async with services.writers.parts(source, services.settings.source_url, batch.batch_id, assessments, tally) as rows:
 
-    size = await services.storage.put(key, chunks(), job["fileName"])
+        async def chunks() -> AsyncIterator[bytes]:
+            yield header_line(assessments)
+            async for chunk in rows:
+                yield chunk
+                # Line ends count rows closely enough for a progress bar (a cell may hold a line break).
+                await progress.advance(chunk.count(b"\n"))
+
+        size = await services.storage.put(key, chunks(), job["fileName"])
     return tally.rows, size
 
 

@@ -81,6 +81,14 @@ def throwaway_cluster() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def restart(data_directory: str) -> None:
+    """`pg_ctl restart -m fast`, as an operator would: every connection is cut, and for a moment the
+    server refuses new ones ("the database system is shutting down", then "starting up")."""
+    pg_ctl = [str(_bindir() / "pg_ctl"), "-D", data_directory, "-l", f"{data_directory}/log", "-m", "fast", "-w",
+              "restart"]  # fmt: skip
+    _run([*_as_owner(), *pg_ctl])
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """The DSN of a server's `postgres` database, on which each test's database is created."""

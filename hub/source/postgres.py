@@ -62,9 +62,11 @@ PASSING_FAILURES = (
 )  # fmt: skip
 
 
-def failure(message: str, cause: BaseException) -> SourceError:
-    kind = SourceUnavailable if isinstance(cause, PASSING_FAILURES) else SourceError
-    return kind(f"{message}: {cause or type(cause).__name__}")
+def failure(message: str, cause: BaseException, lost: bool = False) -> SourceError:
+    """`lost`: the connection is gone, whatever asyncpg called the error (a transaction that cannot end
+    on a closed connection says so with an InterfaceError)."""
+    kind = SourceUnavailable if lost or isinstance(cause, PASSING_FAILURES) else SourceError
+    return kind(f"{message}: {str(cause) or type(cause).__name__}")
 
 
 def redacted(url: str) -> str:
@@ -94,6 +96,13 @@ async def _chunks_ahead(cursor: Cursor, size: int) -> AsyncIterator[list[asyncpg
         await asyncio.wait([ahead])
         if not ahead.cancelled():
             ahead.exception()
+
+
+def _lost(conn: asyncpg.Connection) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # the pool took back a connection that closed under its user
+        return True
 
 
 def upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
@@ -147,9 +156,13 @@ class PostgresSource:
         try:
             yield conn
         except (*DATABASE_FAILURES, TimeoutError) as exc:
-            raise failure(f"the PostgreSQL source {self.where} failed", exc) from exc
+            lost = _lost(conn)
+            if not lost and isinstance(exc, PASSING_FAILURES):
+                # Resetting a connection whose server stopped answering would wait for an answer too.
+                conn.terminate()
+            raise failure(f"the PostgreSQL source {self.where} failed", exc, lost) from exc
         finally:
-            await pool.release(conn)
+            await pool.release(conn, timeout=self.timeout)
 
     async def check(self) -> None:
         async with self._connection() as conn:
