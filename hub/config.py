@@ -70,6 +70,8 @@ class Settings:
     # Seconds the slot of a connection whose hub died stays taken.
     connection_lease: int
     report_parts: int
+    small_batch: int
+    source_timeout: int
     telemetry_path: str
     telemetry_rotate_bytes: int
     telemetry_max_bytes: int
@@ -247,6 +249,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         telemetry_path=telemetry_path,
         telemetry_rotate_bytes=_int(env, "TELEMETRY_ROTATE_BYTES", 16 * 1024 * 1024, minimum=1024),
         telemetry_max_bytes=_int(env, "TELEMETRY_MAX_BYTES", 512 * 1024 * 1024, minimum=1024),
+        # The seed's promise for a batch under 10,000 participants: ready in 10 s whatever else runs.
+        small_batch=_int(env, "SMALL_BATCH", 10_000, minimum=0),
+        source_timeout=_int(env, "SOURCE_TIMEOUT", 30),
         telemetry_url=telemetry_url,
         send_timeout_seconds=_int(env, "SEND_TIMEOUT", 10),
         queue_wait_seconds=_int(env, "QUEUE_WAIT", 120),

@@ -91,3 +91,11 @@ def throwaway_cluster() -> Iterator[str]:
         stop = [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]
         subprocess.run([*run_as, *stop], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def restart_cluster(data_directory: str) -> None:
+    """`pg_ctl restart -m fast`, as an operator would: every connection is cut, and for a moment the
+    server refuses new ones ("the database system is shutting down", then "starting up")."""
+    pg_ctl = [str(_bindir() / "pg_ctl"), "-D", data_directory, "-l", f"{data_directory}/log", "-m", "fast", "-w",
+              "restart"]  # fmt: skip
+    _run([*_as_owner(), *pg_ctl])

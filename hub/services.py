@@ -97,7 +97,7 @@ async def connect(settings: Settings) -> ArqRedis:
 
 async def open_core(settings: Settings, redis: ArqRedis) -> Core:
     """The shared services, with the source and the storage each checked once."""
-    source = open_source(settings.source_url)
+    source = open_source(settings.source_url, settings.source_timeout)
     try:
         await source.check()
     except SourceError as exc:

@@ -22,7 +22,7 @@ from hub import events
 from hub.job import Job, Secret, Status
 from hub.reports import Jobs, now_ms
 from hub.services import Core
-from hub.source import SourceError
+from hub.source import SourceError, retrying
 from hub.source.schema import HEADER, csv_writer, formula_safe
 from hub.storage import StorageError
 from jobs.archive import encrypted_zip
@@ -90,19 +90,22 @@ async def _write(services: Services, job: Job, key: str, secret: Secret | None) 
     tally = Tally(total=await source.participant_count(batch.batch_id))
     progress = Progress(services.jobs, job, tally.total)
 
-    async def chunks() -> AsyncIterator[bytes]:
-        yield header_line(assessments)
-        async for chunk in services.writers.stream(
-            source, services.settings.source_url, services.settings.report_zone, batch.batch_id, assessments, tally
-        ):
-            yield chunk
-            # Line ends count rows closely enough for a progress bar (a cell may hold a line break).
-            await progress.advance(chunk.count(b"\n"))
+    settings = services.settings
+    async with services.writers.parts(
+        source, settings.source_url, settings.report_zone, batch.batch_id, assessments, tally
+    ) as rows:
 
-    body = chunks()
-    if secret is not None:
-        body = encrypted_zip(body, job.csv_name, secret.value, services.settings.zip_encryption)
-    size = await services.storage.put(key, body, job.file_name)
+        async def chunks() -> AsyncIterator[bytes]:
+            yield header_line(assessments)
+            async for chunk in rows:
+                yield chunk
+                # Line ends count rows closely enough for a progress bar (a cell may hold a line break).
+                await progress.advance(chunk.count(b"\n"))
+
+        body = chunks()
+        if secret is not None:
+            body = encrypted_zip(body, job.csv_name, secret.value, settings.zip_encryption)
+        size = await services.storage.put(key, body, job.file_name)
     return tally.rows, size
 
 
@@ -117,10 +120,12 @@ async def _heartbeat(jobs: Jobs, job: Job) -> None:
 
 
 async def _make(services: Services, job: Job, secret: Secret | None) -> None:
-    """One run of a job, into a key of its own (`Job.run_key`)."""
+    """One run of a job, into a key of its own (`Job.run_key`); a source that is only unavailable for a
+    moment (a restart, a dropped connection) is tried again within the job's deadline."""
     key = job.run_key()
-    async with asyncio.timeout(services.settings.report_timeout):
-        rows, size = await _write(services, job, key, secret)
+    deadline = asyncio.get_running_loop().time() + services.settings.report_timeout
+    async with asyncio.timeout_at(deadline):
+        rows, size = await retrying(lambda: _write(services, job, key, secret), deadline, f"report {job.job_id}")
     url, expires_at = await services.storage.download_url(job.job_id, key)
     completed = events.draft(
         "report.completed", job.job_id, job.batch_id, downloadUrl=url, expiresAt=expires_at,

@@ -95,7 +95,7 @@ async def _stay_registered(services: Services, worker_id: str) -> None:
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     core = await open_core(settings, ctx["redis"])
-    writers = PartWriters(settings.report_parts)
+    writers = PartWriters(settings)
     await writers.start()
     services = Services(**core.parts(), writers=writers)
     ctx["services"] = services

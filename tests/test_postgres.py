@@ -136,6 +136,11 @@ async def worker_on(settings: Settings) -> AsyncIterator[Worker]:
     before the test's database is dropped under it (a second close() does nothing)."""
     async with running_worker(settings) as worker:
         yield worker
+        # A job that has sent its last event may still be recording its end with arq: stopping the
+        # worker then cancels it, and arq's close() would stop at the cancelled job before `shutdown`.
+        async with asyncio.timeout(10):
+            while any(not task.done() for task in worker.tasks.values()):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
     await worker.close()
 
 

@@ -3,14 +3,45 @@ its answers that does not depend on the database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
 from zoneinfo import ZoneInfo
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+FIRST_RETRY, LAST_RETRY = 0.25, 5.0
 
 
 class SourceError(Exception):
     """The source cannot answer (unreachable, missing file, broken rows); the message says why."""
+
+
+class SourceUnavailable(SourceError):
+    """A failure that passes: the server restarting, a dropped connection, a statement that timed out.
+    Worth another try, where a missing table or a malformed URL is not."""
+
+
+async def retrying(attempt: Callable[[], Awaitable[T]], deadline: float, what: str) -> T:
+    """Runs `attempt` again, after a growing pause, while the source is only unavailable and the next
+    try would still start before `deadline` (the event loop's clock): a PostgreSQL restart costs a
+    report a few seconds instead of the report. The pause is jittered so that the workers of a fleet
+    do not all come back to a restarted server in the same instant."""
+    loop = asyncio.get_running_loop()
+    pause = FIRST_RETRY
+    while True:
+        try:
+            return await attempt()
+        except SourceUnavailable as exc:
+            wait = pause * random.uniform(0.5, 1.0)
+            if loop.time() + wait >= deadline:
+                raise
+            log.warning("%s: %s; trying again in %.1f s", what, exc, wait)
+        await asyncio.sleep(wait)
+        pause = min(pause * 2, LAST_RETRY)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,11 @@ order and its ranges without a sort.
 
 A report streams from a server-side cursor: PostgreSQL keeps the result, a part writer holds at most
 two chunks of it, whatever the size of the batch.
+
+With a `timeout`, every statement (each cursor fetch too) and every wait for a connection is bounded,
+on the server (`statement_timeout`) and in the client (asyncpg's command timeout, which also covers a
+server that stopped answering altogether). Failures that pass (a restart, a dropped connection, a
+timeout) raise `SourceUnavailable`, which the report job tries again.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from asyncpg.cursor import Cursor
 
-from hub.source.model import Batch, SourceError, batch_row, summarize
+from hub.source.model import Batch, SourceError, SourceUnavailable, batch_row, summarize
 from hub.source.schema import (
     CHUNK_ROWS,
     TABLES,
@@ -66,6 +71,20 @@ MIN_CONNECTIONS, MAX_CONNECTIONS = 1, 5
 # source's fault and keeps its own type.
 DATABASE_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError)
 CONNECT_FAILURES = (*DATABASE_FAILURES, OSError, TimeoutError)
+# Of those, the ones that pass: the server shutting down, restarting or crashed, the connection lost,
+# too many clients, a statement cancelled by its timeout, a serialization failure or deadlock.
+PASSING_FAILURES = (
+    asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError, asyncpg.TooManyConnectionsError, asyncpg.QueryCanceledError,
+    asyncpg.TransactionRollbackError, OSError, TimeoutError,
+)  # fmt: skip
+
+
+def failure(message: str, cause: BaseException, lost: bool = False) -> SourceError:
+    """`lost`: the connection is gone, whatever asyncpg called the error (a transaction that cannot end
+    on a closed connection says so with an InterfaceError)."""
+    kind = SourceUnavailable if lost or isinstance(cause, PASSING_FAILURES) else SourceError
+    return kind(f"{message}: {str(cause) or type(cause).__name__}")
 
 
 def redacted(url: str) -> str:
@@ -97,6 +116,13 @@ async def _chunks_ahead(cursor: Cursor, size: int) -> AsyncIterator[list[asyncpg
             ahead.exception()
 
 
+def _lost(conn: asyncpg.Connection) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # the pool took back a connection that closed under its user
+        return True
+
+
 def upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     names = ", ".join(map(quoted, columns))
     keys = ", ".join(map(quoted, key))
@@ -109,8 +135,9 @@ def upsert_sql(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
 
 
 class PostgresSource:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float | None = None) -> None:
         self.url = url
+        self.timeout = timeout
         self.where = redacted(url)
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
@@ -121,30 +148,39 @@ class PostgresSource:
         """The pool is made on first use, in the event loop that uses it (the app's, the worker's)."""
         async with self._opening:
             if self._pool is None:
+                settings = {"application_name": "course-report-hub"}
+                if self.timeout:
+                    settings["statement_timeout"] = str(int(self.timeout * 1000))
                 try:
                     self._pool = await asyncpg.create_pool(
-                        self.url, min_size=MIN_CONNECTIONS, max_size=MAX_CONNECTIONS, timeout=CONNECT_TIMEOUT,
-                        server_settings={"application_name": "course-report-hub"},
+                        self.url, min_size=MIN_CONNECTIONS, max_size=MAX_CONNECTIONS,
+                        timeout=min(CONNECT_TIMEOUT, self.timeout or CONNECT_TIMEOUT),
+                        command_timeout=self.timeout, server_settings=settings,
                     )  # fmt: skip
                 except Exception as exc:
                     # A malformed DSN raises ValueError or OverflowError, the network OSError, the
                     # server its own errors: to the operator every one means "SOURCE_URL is wrong".
-                    raise SourceError(f"cannot reach the PostgreSQL source {self.where}: {exc}") from exc
+                    raise failure(f"cannot reach the PostgreSQL source {self.where}", exc) from exc
             return self._pool
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         pool = self._pool or await self._open()
         try:
-            conn = await pool.acquire()
+            # The acquire's timeout also bounds the reset of the connection when it is released.
+            conn = await pool.acquire(timeout=self.timeout)
         except CONNECT_FAILURES as exc:
-            raise SourceError(f"cannot reach the PostgreSQL source {self.where}: {exc}") from exc
+            raise failure(f"cannot reach the PostgreSQL source {self.where}", exc) from exc
         try:
             yield conn
-        except DATABASE_FAILURES as exc:
-            raise SourceError(f"the PostgreSQL source {self.where} failed: {exc}") from exc
+        except (*DATABASE_FAILURES, TimeoutError) as exc:
+            lost = _lost(conn)
+            if not lost and isinstance(exc, PASSING_FAILURES):
+                # Resetting a connection whose server stopped answering would wait for an answer too.
+                conn.terminate()
+            raise failure(f"the PostgreSQL source {self.where} failed", exc, lost) from exc
         finally:
-            await pool.release(conn)
+            await pool.release(conn, timeout=self.timeout)
 
     async def check(self) -> None:
         async with self._connection() as conn:
@@ -245,6 +281,10 @@ class PostgresSource:
             await conn.execute("ANALYZE")
 
     async def close(self) -> None:
+        """A graceful close waits for the server to answer; one that stopped answering is cut off."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), self.timeout)
+            except TimeoutError:
+                pool.terminate()
