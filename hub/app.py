@@ -10,7 +10,14 @@ from aiohttp import web
 
 from hub import sweeper
 from hub.config import Settings
-from hub.middlewares import MAX_BODY_BYTES, cross_origin, envelope_errors, in_flight, security_headers
+from hub.middlewares import (
+    MAX_BODY_BYTES,
+    cross_origin,
+    envelope_errors,
+    in_flight,
+    log_context,
+    security_headers,
+)
 from hub.request import HUB
 from hub.routes import setup_routes
 from hub.services import open_hub
@@ -18,7 +25,7 @@ from hub.services import open_hub
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        client_max_size=MAX_BODY_BYTES, middlewares=[in_flight, cross_origin(settings), envelope_errors]
+        client_max_size=MAX_BODY_BYTES, middlewares=[log_context, in_flight, cross_origin(settings), envelope_errors]
     )
     app.on_response_prepare.append(security_headers(settings))
 

@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from redis.exceptions import RedisError
 
+from hub import logs
 from hub.app import create_app
 from hub.config import (
     DEV_JWT_SECRET,
@@ -35,7 +36,8 @@ from hub.config import (
 )
 from hub.embedded import embedded_redis
 from hub.identity import mint_token
-from hub.redact import RedactingFormatter, redact
+from hub.middlewares import LOG_CONTEXT
+from hub.redact import redact
 from hub.request import HUB
 from hub.source import Source, SourceError, open_source
 from hub.source.seed import seed
@@ -53,7 +55,8 @@ class AccessLogger(AbstractAccessLogger):
     """Logs the path without its query string: tickets and link signatures travel there."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info('%s "%s %s" %s %.3fs', request.remote, request.method, request.path, response.status, time)
+        self.logger.info('%s "%s %s" %s %.3fs', request.remote, request.method, request.path, response.status, time,
+                         extra=request.get(LOG_CONTEXT))  # fmt: skip
 
 
 async def _serve(settings: Settings, drain_on_signals: bool = False) -> None:
@@ -210,13 +213,18 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+# Processes a machine runs log JSON; the commands people type log text.
+MACHINE_COMMANDS = ("serve", "worker")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logs.setup("json" if args.command in MACHINE_COMMANDS else "text")
     try:
-        args.run(args, load())
+        settings = load()
+        if settings.log_format:
+            logs.setup(settings.log_format)
+        args.run(args, settings)
     except ConfigError as exc:
         print(f"hub {args.command}: {redact(str(exc))}", file=sys.stderr)
         raise SystemExit(2) from None

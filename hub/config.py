@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jwt
 from cryptography.hazmat.primitives import serialization
 
+from hub.logs import FORMATS
 from hub.redact import redact
 
 ALL_INTERFACES = "0.0.0.0"
@@ -84,6 +85,8 @@ class Settings:
     sweep_interval_seconds: float
     # On SIGTERM, how long requests in flight may take to finish before `hub serve` exits.
     drain_grace_seconds: float
+    # `json` or `text`; unset, each command picks (json for serve and worker, text for the rest).
+    log_format: str | None
     # The day a report is named by and shows, for instants (timestamps) in the source.
     report_zone: ZoneInfo
     storage_env: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
@@ -107,6 +110,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
+    value = env.get(name, "").strip().lower()
+    if value and value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value or None
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
@@ -257,6 +267,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         queue_wait_seconds=_int(env, "QUEUE_WAIT", 120),
         sweep_interval_seconds=_seconds(env, "SWEEP_INTERVAL", 5.0),
         drain_grace_seconds=_seconds(env, "DRAIN_GRACE", 10.0),
+        log_format=_choice(env, "LOG_FORMAT", FORMATS),
         # Mentors are in India: the day a report is named by and shows is India's unless told otherwise.
         report_zone=_zone(env, "REPORT_TIMEZONE", "Asia/Kolkata"),
         storage_env={name: value for name, value in env.items() if name.startswith(CLOUD_PREFIXES)},

@@ -11,7 +11,7 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from hub import errors
+from hub import errors, logs
 from hub.config import Settings
 from hub.envelope import failure
 from hub.errors import HubError
@@ -20,6 +20,7 @@ from hub.request import Handler, hub_of, listed_origin
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+LOG_CONTEXT = web.RequestKey("log_context", dict)
 
 
 def cross_origin(settings: Settings) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -62,6 +63,20 @@ def security_headers(settings: Settings) -> Callable[[web.Request, web.StreamRes
         response.headers.update(headers)
 
     return add
+
+
+@web.middleware
+async def log_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Gives the request an id (the caller's `X-Request-ID`, when it is plain, or a new one), on every log
+    line written while it is answered and on its answer, so an operator can follow one request."""
+    request_id = logs.request_id(request.headers.get("X-Request-ID"))
+    with logs.bound(requestId=request_id) as context:
+        try:
+            response = await handler(request)
+        finally:
+            request[LOG_CONTEXT] = context  # for the access log, written after the answer
+        response.headers["X-Request-ID"] = request_id
+        return response
 
 
 @web.middleware

@@ -4,7 +4,6 @@ the last filter before text leaves the process (start-up errors, every log line,
 
 from __future__ import annotations
 
-import logging
 import re
 
 # `scheme://user:password@host` -> `scheme://user:***@host` (a lone `user@` may be a token too: hidden).
@@ -17,8 +16,3 @@ def redact(text: str) -> str:
     text = USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@" if m["user"] else f"{m['scheme']}***@", text)
     text = SECRET_PARAMS.sub(r"\g<name>***", text)
     return JWT.sub("<token>", text)
-
-
-class RedactingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))

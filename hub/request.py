@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
-from hub import errors
+from hub import errors, logs
 from hub.config import Settings
 from hub.envelope import respond
 from hub.identity import Principal, bearer
@@ -28,7 +28,9 @@ def hub_of(request: web.Request) -> Hub:
 
 async def caller(request: web.Request) -> Principal:
     """The user of the bearer token; every `/v1` call but the sockets' (which use tickets) starts here."""
-    return await hub_of(request).verifier.verify(bearer(request.headers.get("Authorization")))
+    who = await hub_of(request).verifier.verify(bearer(request.headers.get("Authorization")))
+    logs.bind(userId=who.user_id)
+    return who
 
 
 async def budgeted(request: web.Request, action: str) -> Principal:

@@ -18,7 +18,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from hub import events
+from hub import events, logs
 from hub.job import Job, Secret, Status
 from hub.reports import Jobs, now_ms
 from hub.services import Core
@@ -135,10 +135,18 @@ async def _make(services: Services, job: Job, secret: Secret | None) -> None:
         job, Status.SUCCESS, completed, completedAt=now_ms(), rows=rows, bytes=size, key=key
     ):
         await services.storage.delete(key)  # the job had already ended: this file was never announced
+        log.warning("report %s had already ended; its new file was removed", job.job_id)
+        return
+    log.info("report %s made: %d rows, %d bytes", job.job_id, rows, size)
 
 
 async def generate_report(ctx: dict[str, Any], job_id: str, secret: Secret | None = None) -> str:
     """`secret` is a protected report's password, which lives in the arq job's arguments only."""
+    with logs.bound(jobId=job_id):
+        return await _generate(ctx, job_id, secret)
+
+
+async def _generate(ctx: dict[str, Any], job_id: str, secret: Secret | None) -> str:
     services: Services = ctx["services"]
     jobs = services.jobs
     job = await jobs.get(job_id)

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub import errors
+from hub import errors, logs
 from hub.access import batch_for, may_see
 from hub.envelope import json_object
 from hub.errors import HubError
@@ -77,7 +77,11 @@ async def gateway_caller(request: web.Request, action: str) -> Principal:
     taken from their budget (429 past it), as on `/v1`."""
     token = request.headers.get(USER_TOKEN, "").strip()
     hub = hub_of(request)
-    who = await hub.verifier.verify(token.removeprefix("Bearer ").strip()) if token else await caller(request)
+    if token:
+        who = await hub.verifier.verify(token.removeprefix("Bearer ").strip())
+        logs.bind(userId=who.user_id)
+    else:
+        who = await caller(request)
     await hub.limits.take(who.user_id, action)
     return who
 

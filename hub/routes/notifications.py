@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 import orjson
 from aiohttp import web
 
-from hub import errors
+from hub import errors, logs
 from hub.events import frame_id, parse_id
 from hub.feed import HEARTBEAT_SECONDS, RESYNC, Feed, read_page
 from hub.identity import TICKET_TTL_SECONDS, Principal
@@ -38,7 +38,9 @@ async def socket_caller(request: web.Request) -> Principal:
         raise errors.SHUTTING_DOWN()
     ticket = request.query.get("ticket")
     if ticket is not None:
-        return await hub_of(request).tickets.redeem(ticket)
+        who = await hub_of(request).tickets.redeem(ticket)
+        logs.bind(userId=who.user_id)
+        return who
     return await budgeted(request, "read")
 
 
