@@ -38,35 +38,32 @@ POLL = 0.005
 RESTART_PAUSE = 1.0
 
 
-def write_part(
-    source_url: str,
-    source_timeout: float,
-    zone: ZoneInfo,
-    batch_id: str,
-    assessments: list[str],
-    lower: str,
-    upper: str,
-    path: str,
-) -> int:
-    """Runs in a part writer: one range of rows into one spool file, days in `zone`; returns the rows
+@dataclass(frozen=True)
+class Part:
+    """One range of a report's rows, `lower <= user_id < upper`, and the spool file it is written to; sent
+    to a part-writer process as it is."""
+
+    source_url: str
+    source_timeout: float
+    zone: ZoneInfo
+    batch_id: str
+    assessments: list[str]
+    lower: str
+    upper: str
+    path: str
+
+
+def write_part(part: Part) -> int:
+    """Runs in a part writer: the part's rows into its spool file, days in its zone; returns the rows
     written."""
-    return asyncio.run(_write_part(source_url, source_timeout, zone, batch_id, assessments, lower, upper, path))
+    return asyncio.run(_write_part(part))
 
 
-async def _write_part(
-    source_url: str,
-    source_timeout: float,
-    zone: ZoneInfo,
-    batch_id: str,
-    assessments: list[str],
-    lower: str,
-    upper: str,
-    path: str,
-) -> int:
-    source = open_source(source_url, source_timeout)
+async def _write_part(part: Part) -> int:
+    source = open_source(part.source_url, part.source_timeout)
     try:
-        with open(path, "wb") as out:  # noqa: ASYNC230 - this process does nothing else meanwhile
-            return await source.write_csv(batch_id, assessments, lower, upper, out, zone)
+        with open(part.path, "wb") as out:  # noqa: ASYNC230 - this process does nothing else meanwhile
+            return await source.write_csv(part.batch_id, part.assessments, part.lower, part.upper, out, part.zone)
     finally:
         await source.close()
 
@@ -273,7 +270,8 @@ class PartWriters:
         parts = [
             asyncio.ensure_future(
                 lane.run(
-                    write_part, source_url, timeout, zone, batch_id, assessments, lower, upper, str(spool / f"{i}.csv")
+                    write_part,
+                    Part(source_url, timeout, zone, batch_id, assessments, lower, upper, str(spool / f"{i}.csv")),
                 )
             )
             for i, (lower, upper) in enumerate(itertools.pairwise(bounds))
