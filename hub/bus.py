@@ -111,10 +111,12 @@ class Bus:
         await asyncio.wait_for(self.connected.wait(), timeout=10)
 
     async def stop(self) -> None:
+        """Stops listening and closes the bus's own connection to Redis."""
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._redis.aclose()
 
     def _route(self, channel: bytes, frame: bytes) -> None:
         user_id = keys.user_of_channel(channel.decode())

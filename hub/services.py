@@ -12,7 +12,7 @@ import contextlib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from arq.connections import ArqRedis, create_pool
+from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from hub.bus import Bus
@@ -24,7 +24,7 @@ from hub.config import (
     Settings,
     require_writable,
 )
-from hub.connections import redis_settings
+from hub.connections import prompt_client
 from hub.events import EventLog
 from hub.identity import Tickets, TokenVerifier
 from hub.limits import Connections, Limits
@@ -89,10 +89,13 @@ class Hub(Core):
 
 
 async def connect(settings: Settings) -> ArqRedis:
+    redis = prompt_client(settings.redis_url or "")
     try:
-        return await create_pool(redis_settings(settings.redis_url or "", patient=False))
+        await redis.ping()
     except (RedisError, OSError) as exc:
+        await redis.aclose()
         raise ConfigError(REDIS_UNREACHABLE.format(exc)) from None
+    return redis
 
 
 async def open_core(settings: Settings, redis: ArqRedis) -> Core:
@@ -123,7 +126,7 @@ async def open_hub(settings: Settings) -> Hub:
     await verifier.start()
     return Hub(
         **core.parts(),
-        bus=Bus(redis),
+        bus=Bus(prompt_client(settings.redis_url or "", listening=True)),
         tickets=Tickets(redis),
         verifier=verifier,
         telemetry=TelemetrySink(settings),

@@ -81,3 +81,44 @@ def libfaketime() -> str:
     """The preload library of Debian's libfaketime: a process run with it sees the clock FAKETIME says."""
     found = subprocess.run(["dpkg", "-L", "libfaketime"], capture_output=True, text=True).stdout.split()
     return next(path for path in found if path.endswith("libfaketime.so.1"))
+
+
+class SilentProxy:
+    """A TCP proxy in front of Redis that can go silent the way a NAT or a load balancer does when it drops
+    its connections: whatever it carries is no longer forwarded, yet no connection is closed or reset.
+    Connections made after that are carried as usual."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target_port = target_port
+        self._pumps: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self._held: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._carry, "127.0.0.1", 0)
+        self.port: int = self._server.sockets[0].getsockname()[1]
+
+    async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
+        self._held += [writer, upstream_writer]
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            pump = asyncio.create_task(self._pump(source, sink))
+            self._pumps.add(pump)
+            pump.add_done_callback(self._pumps.discard)
+
+    @staticmethod
+    async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+
+    def go_silent(self) -> None:
+        for pump in list(self._pumps):
+            pump.cancel()
+
+    async def close(self) -> None:
+        self.go_silent()
+        for writer in self._held:
+            writer.close()
+        if self._server is not None:
+            self._server.close()

