@@ -24,6 +24,7 @@ from hub.reports import JOB_FUNCTION
 from hub.services import open_core
 from jobs.parts import PartWriters
 from jobs.report import Services, generate_report
+from jobs.retention import retention_cron
 
 # Reports one worker process makes at once; each is split over the part writers.
 MAX_JOBS = 4
@@ -128,6 +129,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
                 max_tries=settings.max_tries,
             ),
         ],
+        "cron_jobs": [retention_cron()],
         "redis_settings": redis_settings(require_redis(settings)),
         "on_startup": startup,
         "on_shutdown": shutdown,
