@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -56,6 +57,9 @@ ERROR_CODE = re.compile(r"<Code>([^<]+)</Code>")
 REPORTS = "reports/"
 # Keys a listing answer carries and a bulk delete removes (S3's DeleteObjects takes at most 1000).
 LIST_CHUNK = 1000
+# obstore's LocalStore writes an object to `<name>#<n>` beside it and renames it when complete; a worker
+# killed mid-upload leaves that file behind, and listings do not show it.
+STAGED = re.compile(r"#\d+$")
 log = logging.getLogger(__name__)
 
 
@@ -199,6 +203,38 @@ class Storage:
         except BaseError as exc:
             raise StorageError(self._explain(exc)) from None
         return removed
+
+    def remove_abandoned_uploads(self, idle_seconds: float) -> list[Path]:
+        """Deletes local uploads that a killed worker left half-written, judged by age alone: an upload is
+        made within one run of a job, so a file not written to for longer than a run may take
+        (`idle_seconds`) belongs to no living worker, on this machine or another sharing the directory
+        (with a clock that agrees). Cloud stores keep an unfinished multipart upload out of sight; a
+        bucket lifecycle rule removes those."""
+        if self.local_root is None:
+            return []
+        cutoff = time.time() - idle_seconds
+        removed = []
+        # Listed first, and by os.walk, which passes over folders that other workers remove meanwhile.
+        walk = os.walk(self.local_root)
+        staged = [Path(top, name) for top, _, names in walk for name in names if STAGED.search(name)]
+        for path in staged:
+            with contextlib.suppress(FileNotFoundError):  # finished or removed meanwhile
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
+                    self._remove_empty_folders(path.parent)
+        if removed:
+            log.info("removed %d half-written report files left by stopped workers", len(removed))
+        return removed
+
+    def _remove_empty_folders(self, folder: Path) -> None:
+        assert self.local_root is not None
+        while folder != self.local_root and folder.is_relative_to(self.local_root):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: another file is being written or kept there
+                return
+            folder = folder.parent
 
     def expired(self, job: Job) -> bool:
         """A report is deleted REPORT_RETENTION after it was made; from then on no link to it is minted or

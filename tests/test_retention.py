@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,9 +23,21 @@ from hub.config import RECORD_GRACE_SECONDS, Settings
 from hub.job import Job
 from hub.storage import Storage
 from jobs.retention import REMOVE_EXPIRED
-from tests.helpers import MENTOR, Call, next_event
+from tests.helpers import MENTOR, Call, next_event, running_worker
 
 BATCH = "batch-0001"
+# A worker uploading a report: the first part (5 MiB) is written, the rest is slow to come.
+UPLOADING = """
+import asyncio, sys
+from hub.config import load
+from hub.storage import CHUNK_SIZE, Storage
+
+async def rows():
+    yield b"x" * (CHUNK_SIZE + 1)
+    await asyncio.sleep(600)
+
+asyncio.run(Storage(load()).put(sys.argv[1], rows(), "upload.csv"))
+"""
 
 
 @pytest.fixture
@@ -127,3 +142,47 @@ async def test_a_finished_jobs_records_expire_an_hour_after_its_report(
 
     for key in (keys.job(job_id), keys.job_events(job_id), keys.user_events(MENTOR)):
         assert kept_ms - 10_000 < await redis.pttl(key) <= kept_ms, key
+
+
+def start_upload(env: dict[str, str], key: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", UPLOADING, key], env={**os.environ, **env})
+
+
+async def staged_file(settings: Settings, key: str, within: float = 20) -> Path:
+    """The half-written file of an upload in progress to `key`, once its first part is on disk."""
+    target = Storage(settings).local_path(key)
+
+    def found() -> list[Path]:
+        return list(target.parent.glob(f"{target.name}#*")) if target.parent.is_dir() else []
+
+    async with asyncio.timeout(within):
+        while not (staged := await asyncio.to_thread(found)):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    return staged[0]
+
+
+async def test_a_worker_starting_removes_uploads_a_killed_worker_left_and_keeps_live_ones(
+    env: dict[str, str], settings: Settings, redis: Redis, batch: dict[str, Any]
+) -> None:
+    killed = start_upload(env, "reports/b/killed-job/run/upload.csv")
+    live = start_upload(env, "reports/b/live-job/run/upload.csv")
+    try:
+        left = await staged_file(settings, "reports/b/killed-job/run/upload.csv")
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+        long_ago = time.time() - 3600  # longer than any run may take (REPORT_TIMEOUT)
+        os.utime(left, (long_ago, long_ago))
+        writing = await staged_file(settings, "reports/b/live-job/run/upload.csv")
+
+        async with running_worker(settings) as worker:
+            async with asyncio.timeout(20):
+                while "services" not in worker.ctx:  # noqa: ASYNC110 (arq tells no one it has started)
+                    await asyncio.sleep(0.05)
+
+        assert not left.exists()
+        assert not left.parent.parent.exists(), "the folders named by the killed upload's job are removed too"
+        assert writing.is_file()
+    finally:
+        for process in (killed, live):
+            process.kill()
+            process.wait()
