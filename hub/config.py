@@ -38,6 +38,9 @@ SOURCE_UNREADABLE = "SOURCE_URL cannot be read: {}"
 STORAGE_UNUSABLE = "STORAGE_URL cannot be used: {}"
 # Sunbird's on-demand reports are open to these roles; REPORT_ROLES replaces the list.
 REPORT_ROLES = frozenset({"ORG_ADMIN", "REPORT_ADMIN", "COURSE_ADMIN"})
+# A job's records (its hash and timeline, the user's event log) outlive its report file by this much, so
+# whoever comes back just after the file was deleted is told the report expired, not that it never was.
+RECORD_GRACE_SECONDS = 3600
 # REPORT_ZIP_ENCRYPTION's values and libarchive's names for them.
 ZIP_CIPHERS = {"zipcrypto": "zipcrypt", "aes256": "aes256"}
 
@@ -61,6 +64,8 @@ class Settings:
     link_secret: str | None
     allowed_origins: tuple[str, ...]
     event_retention: int
+    # Seconds a report file is kept after it was made: files hold teachers' and children's personal data.
+    report_retention: int
     report_timeout: int
     max_tries: int
     rate_limit: int
@@ -94,6 +99,11 @@ class Settings:
     report_roles: frozenset[str] = REPORT_ROLES
     zip_encryption: str = "zipcrypt"  # libarchive's name of the cipher of password-protected reports
     notification_url: str | None = None  # Sunbird's notification service; None sends no feed items
+
+    @property
+    def records_kept_seconds(self) -> int:
+        """How long a job's records live after their last change (Redis expiries)."""
+        return self.report_retention + RECORD_GRACE_SECONDS
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -247,6 +257,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         link_secret=env.get("LINK_SECRET", "").strip() or None,
         allowed_origins=origins,
         event_retention=_int(env, "EVENT_RETENTION", 1000),
+        report_retention=_int(env, "REPORT_RETENTION", 7 * 24 * 3600),
         report_timeout=_int(env, "REPORT_TIMEOUT", 300),
         max_tries=_int(env, "REPORT_MAX_TRIES", 3),
         rate_limit=_int(env, "RATE_LIMIT", 120),

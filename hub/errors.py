@@ -78,6 +78,8 @@ BATCH_NOT_FOUND = Problem(404, "BATCH_NOT_FOUND", "There is no batch with id '{b
 JOB_NOT_FOUND = Problem(404, "JOB_NOT_FOUND", "There is no report job with this id.")
 FILE_NOT_FOUND = Problem(404, "FILE_NOT_FOUND", "This report file does not exist (any more).")
 REQUEST_NOT_FOUND = Problem(404, "RESOURCE_NOT_FOUND", "no job available with the given request_id and tag")
+REPORT_EXPIRED = Problem(404, "REPORT_EXPIRED", "This report has been deleted, as every report is after a while; "
+                         "please request it again.")  # fmt: skip
 NOTHING_TO_REPLAY = Problem(404, "NOTHING_TO_REPLAY", "This job has no notification to replay yet.")
 DOWNLOAD_IN_PROGRESS = Problem(409, "DOWNLOAD_IN_PROGRESS", "Download in-progress. Please try after sometime")
 # Our side

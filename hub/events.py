@@ -16,9 +16,6 @@ from redis.exceptions import ResponseError
 from hub import errors, keys, scripts
 from hub.envelope import now_iso
 
-# How long a user's log and a job's timeline outlive their last event.
-KEEP_SECONDS = 7 * 24 * 3600
-
 MESSAGES = {
     "report.submitted": "Your download has started. You can continue using the app.",
     "report.completed": "Your download is ready.",
@@ -52,15 +49,18 @@ def _frame(entry_id: bytes | str, fields: dict[bytes, bytes]) -> str:
 
 
 class EventLog:
-    def __init__(self, redis: Redis, retention: int) -> None:
+    def __init__(self, redis: Redis, retention: int, keep_seconds: int) -> None:
+        """`retention`: events kept per user; `keep_seconds`: how long a user's log and a job's timeline
+        are kept (`Settings.records_kept_seconds`), events older than that being trimmed away."""
         self._redis = redis
         self._retention = retention
+        self.keep_seconds = keep_seconds
         self._event = redis.register_script(scripts.EVENT)
 
     def emit_args(self, user_id: str, event: bytes) -> list[Any]:
         """The ARGV tail `emit` takes (channel, retention, keep_seconds, event), for scripts that change a
         job's state and store its event in the same step."""
-        return [keys.user_channel(user_id), self._retention, KEEP_SECONDS, event]
+        return [keys.user_channel(user_id), self._retention, self.keep_seconds, event]
 
     async def emit(self, user_id: str, job_id: str, event: bytes) -> str:
         event_id = await self._event(

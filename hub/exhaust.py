@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from hub import errors, keys
 from hub.envelope import RESPONSE_CODES, now_iso, optional_string
 from hub.errors import HubError
-from hub.events import KEEP_SECONDS, MESSAGES
+from hub.events import MESSAGES
 from hub.job import Job, Status
 from hub.reports import Jobs
 from hub.storage import Storage
@@ -161,18 +161,19 @@ class Requests:
     async def get(self, request_id: str) -> Record | None:
         return Record.decode(await self._redis.hgetall(keys.exhaust_request(request_id)))
 
-    async def save(self, record: Record, submitted_at: int) -> None:
+    async def save(self, record: Record, submitted_at: int, keep_seconds: int) -> None:
+        """`keep_seconds`: as long as the job's own records (`Settings.records_kept_seconds`)."""
         indexes = (
             (keys.exhaust_tag(record.tag), TAG_REQUESTS),
             (keys.exhaust_channel(record.channel), CHANNEL_REQUESTS),
         )
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.exhaust_request(record.request_id), mapping=record.encode())
-            pipe.expire(keys.exhaust_request(record.request_id), KEEP_SECONDS)
+            pipe.expire(keys.exhaust_request(record.request_id), keep_seconds)
             for index, size in indexes:
                 pipe.zadd(index, {record.request_id: submitted_at})
                 pipe.zremrangebyrank(index, 0, -(size + 1))
-                pipe.expire(index, KEEP_SECONDS)
+                pipe.expire(index, keep_seconds)
             await pipe.execute()
 
     async def newest(self, index: str, limit: int) -> list[Record]:
@@ -256,9 +257,9 @@ async def job_answer(record: Record, job: Job, storage: Storage) -> dict[str, An
     minted at every read, as Sunbird does, since a stored one would have expired."""
     urls: list[str] = []
     expires_at = None
-    if job.status == Status.SUCCESS and job.key:
-        url, expires = await storage.download_url(job.job_id, job.key)
-        urls, expires_at = [url], _ms(expires)
+    link = await storage.report_link(job)
+    if link is not None:
+        urls, expires_at = [link[0]], _ms(link[1])
     completed = job.completed_at if job.status.ended else None
     return {
         "requestId": record.request_id,

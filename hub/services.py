@@ -110,7 +110,7 @@ async def open_core(settings: Settings, redis: ArqRedis) -> Core:
         await storage.check()
     except StorageError as exc:
         raise ConfigError(STORAGE_UNUSABLE.format(exc)) from None
-    event_log = EventLog(redis, settings.event_retention)
+    event_log = EventLog(redis, settings.event_retention, settings.records_kept_seconds)
     notifier = Notifier(settings.notification_url) if settings.notification_url else None
     jobs = Jobs(redis, event_log, settings, notifier)
     return Core(

@@ -15,10 +15,12 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import cast
 from urllib.parse import quote, urlparse
@@ -30,7 +32,7 @@ from obstore.store import AzureStore, GCSStore, LocalStore, S3Store, from_url
 from hub import ids
 from hub.config import STORAGE_UNUSABLE, ConfigError, Settings, local_root, require_link_secret
 from hub.envelope import iso
-from hub.job import ZIP
+from hub.job import ZIP, Job, Status
 from hub.redact import redact
 
 CloudStore = S3Store | AzureStore | GCSStore
@@ -51,6 +53,14 @@ CLIENT_OPTIONS = frozenset({
 BUCKET_OPTIONS = frozenset({"bucket", "bucket_name", "container_name"})
 STATUS = re.compile(r"status code: (\d{3})")
 ERROR_CODE = re.compile(r"<Code>([^<]+)</Code>")
+# Every report file is under this prefix (`Job.run_key`): what retention lists.
+REPORTS = "reports/"
+# Keys a listing answer carries and a bulk delete removes (S3's DeleteObjects takes at most 1000).
+LIST_CHUNK = 1000
+# obstore's LocalStore writes an object to `<name>#<n>` beside it and renames it when complete; a worker
+# killed mid-upload leaves that file behind, and listings do not show it.
+STAGED = re.compile(r"#\d+$")
+log = logging.getLogger(__name__)
 
 
 class StorageError(Exception):
@@ -124,7 +134,8 @@ class Storage:
                 self.local_root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(f"STORAGE_URL names a directory that cannot be made: {exc}") from None
-            self._store: LocalStore | CloudStore = LocalStore(self.local_root)
+            # Deleting a report also removes the folders it leaves empty (they are named by batch and job).
+            self._store: LocalStore | CloudStore = LocalStore(self.local_root, automatic_cleanup=True)
             self._where = str(self.local_root)
         else:
             cloud = _cloud_store(url, settings.storage_env)
@@ -137,7 +148,7 @@ class Storage:
         """Reads one listing entry, so a missing bucket or refused credentials stop the worker at start
         instead of failing every report later."""
         try:
-            await anext(aiter(obstore.list(self._store, prefix="reports/", chunk_size=1)), None)
+            await anext(aiter(obstore.list(self._store, prefix=REPORTS, chunk_size=1)), None)
         except BaseError as exc:
             raise StorageError(self._explain(exc)) from None
 
@@ -176,6 +187,67 @@ class Storage:
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             await obstore.delete_async(self._store, key)
+
+    async def remove_older_than(self, cutoff: datetime) -> int:
+        """Deletes every report file last written before `cutoff`; returns how many. One listing of the
+        reports and bulk deletes, so a run over a week of reports costs a few requests per thousand files."""
+        removed = 0
+        try:
+            async for chunk in obstore.list(self._store, prefix=REPORTS, chunk_size=LIST_CHUNK):
+                old = [meta["path"] for meta in chunk if meta["last_modified"] < cutoff]
+                if old:
+                    # Two runs may overlap (a worker whose clock is far behind): a file already gone is fine.
+                    with contextlib.suppress(FileNotFoundError):
+                        await obstore.delete_async(self._store, old)
+                    removed += len(old)
+        except BaseError as exc:
+            raise StorageError(self._explain(exc)) from None
+        return removed
+
+    def remove_abandoned_uploads(self, idle_seconds: float) -> list[Path]:
+        """Deletes local uploads that a killed worker left half-written, judged by age alone: an upload is
+        made within one run of a job, so a file not written to for longer than a run may take
+        (`idle_seconds`) belongs to no living worker, on this machine or another sharing the directory
+        (with a clock that agrees). Cloud stores keep an unfinished multipart upload out of sight; a
+        bucket lifecycle rule removes those."""
+        if self.local_root is None:
+            return []
+        cutoff = time.time() - idle_seconds
+        removed = []
+        # Listed first, and by os.walk, which passes over folders that other workers remove meanwhile.
+        walk = os.walk(self.local_root)
+        staged = [Path(top, name) for top, _, names in walk for name in names if STAGED.search(name)]
+        for path in staged:
+            with contextlib.suppress(FileNotFoundError):  # finished or removed meanwhile
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
+                    self._remove_empty_folders(path.parent)
+        if removed:
+            log.info("removed %d half-written report files left by stopped workers", len(removed))
+        return removed
+
+    def _remove_empty_folders(self, folder: Path) -> None:
+        assert self.local_root is not None
+        while folder != self.local_root and folder.is_relative_to(self.local_root):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: another file is being written or kept there
+                return
+            folder = folder.parent
+
+    def expired(self, job: Job) -> bool:
+        """A report is deleted REPORT_RETENTION after it was made; from then on no link to it is minted or
+        honoured, even before the retention job has removed the file."""
+        retention_ms = self._settings.report_retention * 1000
+        return job.completed_at is not None and time.time() * 1000 >= job.completed_at + retention_ms
+
+    async def report_link(self, job: Job) -> tuple[str, str] | None:
+        """A fresh link to the job's report and when it stops working, or None when there is none to give:
+        the job has not succeeded, or its report has expired."""
+        if job.status != Status.SUCCESS or not job.key or self.expired(job):
+            return None
+        return await self.download_url(job.job_id, job.key)
 
     def local_path(self, key: str) -> Path:
         assert self.local_root is not None

@@ -24,6 +24,7 @@ from hub.reports import JOB_FUNCTION
 from hub.services import open_core
 from jobs.parts import PartWriters
 from jobs.report import Services, generate_report
+from jobs.retention import retention_cron
 
 # Reports one worker process makes at once; each is split over the part writers.
 MAX_JOBS = 4
@@ -36,6 +37,8 @@ REGISTER_EVERY_SECONDS = 2.0
 ALIVE_FOR_MS = 10_000
 # How long the worker waits between looks at its queue while Redis is away, at most.
 OUTAGE_BACKOFF_CAP_SECONDS = 5.0
+# A half-written local upload untouched this long after a run's time is up was left by a killed worker.
+ABANDONED_UPLOAD_MARGIN_SECONDS = 60
 # What a Redis outage looks like from here (redis-py turns a connection lost under WATCH into a WatchError).
 REDIS_AWAY = (ConnectionError, TimeoutError, WatchError, OSError)
 log = logging.getLogger(__name__)
@@ -95,6 +98,8 @@ async def _stay_registered(services: Services, worker_id: str) -> None:
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     core = await open_core(settings, ctx["redis"])
+    idle = settings.report_timeout + ABANDONED_UPLOAD_MARGIN_SECONDS
+    await asyncio.to_thread(core.storage.remove_abandoned_uploads, idle)
     writers = PartWriters(settings)
     await writers.start()
     services = Services(**core.parts(), writers=writers)
@@ -128,6 +133,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
                 max_tries=settings.max_tries,
             ),
         ],
+        "cron_jobs": [retention_cron()],
         "redis_settings": redis_settings(require_redis(settings)),
         "on_startup": startup,
         "on_shutdown": shutdown,

@@ -102,7 +102,7 @@ async def test_server_sent_events_resume_from_last_event_id(call: Call, http, to
 
 
 async def test_a_resume_point_older_than_what_is_kept_starts_with_resync(http, socket_url, redis) -> None:
-    log = EventLog(redis, retention=10)
+    log = EventLog(redis, retention=10, keep_seconds=600)
     ids = [await log.emit(MENTOR, "job-x", events.draft("report.progress", "job-x", BATCH, rows=i)) for i in range(300)]
     async with http.ws_connect(await socket_url(last_event_id=ids[0])) as ws:
         assert await ws.receive_json() == {"type": "resync"}

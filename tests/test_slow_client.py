@@ -208,7 +208,7 @@ def check_what_it_got(got: list[str], ids: list[str]) -> None:
 
 @pytest.fixture
 async def log(redis, settings) -> EventLog:
-    return EventLog(redis, settings.event_retention)
+    return EventLog(redis, settings.event_retention, settings.records_kept_seconds)
 
 
 async def stuck_then_read(

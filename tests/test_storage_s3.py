@@ -27,7 +27,8 @@ from yarl import URL
 
 from hub.config import Settings, load
 from hub.storage import Storage, StorageError, cloud_options
-from tests.helpers import Call, next_event
+from jobs.retention import REMOVE_EXPIRED
+from tests.helpers import Call, next_event, running_worker
 from tests.seaweed import Seaweed, seaweed_server
 
 BUCKET = "reports"
@@ -144,6 +145,27 @@ async def test_iterator_failing_midway_leaves_no_object(
 
     assert await seaweed.keys(BUCKET, prefix) == []
     assert await seaweed.pending_uploads(BUCKET, prefix) == []
+
+
+async def test_the_cron_job_deletes_reports_past_the_retention_from_the_bucket(
+    settings: Settings, storage: Storage, seaweed: Seaweed, prefix: str, redis: Any, batch: dict[str, Any]
+) -> None:
+    retention = 3  # S3 keeps Last-Modified in whole seconds: a fresh report must be a second clear of it
+
+    async def rows() -> AsyncIterator[bytes]:
+        yield b"user_id\n"
+
+    async with running_worker(settings.with_(report_retention=retention)) as worker:
+        await storage.put("reports/old/job-1/old_progress_20260101.csv", rows(), "old_progress_20260101.csv")
+        await asyncio.sleep(retention + 0.5)
+        await storage.put("reports/new/job-2/new_progress_20260101.csv", rows(), "new_progress_20260101.csv")
+
+        await worker.pool.enqueue_job(REMOVE_EXPIRED)
+
+        async with asyncio.timeout(10):
+            while len(await seaweed.keys(BUCKET, prefix)) > 1:  # noqa: ASYNC110 (the cron job tells no one)
+                await asyncio.sleep(0.05)
+    assert await seaweed.keys(BUCKET, prefix) == [f"{prefix}/reports/new/job-2/new_progress_20260101.csv"]
 
 
 async def test_missing_bucket_fails_the_check_with_a_clear_message(

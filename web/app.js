@@ -584,6 +584,7 @@ function renderJob(job) {
       h('p', { class: 'job__name' }, job.fileName ? breakable(job.fileName) : 'Course progress report'),
       h('p', { class: 'job__details muted' }, details),
       job.status === 'FAILED' && h('p', { class: 'job__error' }, 'Download has failed. Please try again after sometime'),
+      job.error === 'REPORT_EXPIRED' && h('p', { class: 'job__error' }, 'This report has been deleted. Please download it again.'),
     ),
     job.status === 'SUCCESS' && saveLink(job),
   );

@@ -12,7 +12,7 @@ local deadline_ms = tonumber(ARGV[3])     -- after submission: the sweeper fails
 local recent_jobs = tonumber(ARGV[4])     -- how many of the user's jobs `user_jobs` keeps
 local channel = ARGV[5]
 local retention = ARGV[6]
-local keep_seconds = ARGV[7]
+local keep_seconds = ARGV[7]              -- how long the job's records outlive its end
 local event = ARGV[8]
 
 local running = redis.call('GET', guard)
@@ -21,10 +21,13 @@ local now = now_ms()
 redis.call('SET', guard, job_id, 'PX', deadline_ms)
 for name, value in pairs(record) do redis.call('HSET', job, name, value) end
 redis.call('HSET', job, 'submittedAt', string.format('%d', now))
-redis.call('EXPIRE', job, keep_seconds)
 redis.call('ZADD', user_jobs, now, job_id)
 redis.call('ZREMRANGEBYRANK', user_jobs, 0, -(recent_jobs + 1))
 redis.call('EXPIRE', user_jobs, keep_seconds)
 redis.call('ZADD', active, now + deadline_ms, job_id)
 emit(user_events, job_events, channel, retention, keep_seconds, event)
+-- Kept through the job's run at the longest, and then as long as after its end (see transition.lua).
+local kept_ms = deadline_ms + keep_seconds * 1000
+redis.call('PEXPIRE', job, kept_ms)
+redis.call('PEXPIRE', job_events, kept_ms)
 return {1, job_id}

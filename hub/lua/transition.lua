@@ -19,7 +19,7 @@ local alive_ms = ARGV[4]                  -- '' leaves liveness alone; else the 
 local record = cjson.decode(ARGV[5])      -- the job as it was first written, to restore a lost record
 local channel = ARGV[6]
 local retention = ARGV[7]
-local keep_seconds = ARGV[8]
+local keep_seconds = ARGV[8]              -- how long the job's records outlive its end
 local event = ARGV[9]                     -- '' sends none
 
 local ends = status == SUCCESS or status == FAILED
@@ -28,7 +28,6 @@ local current = redis.call('HGET', job, 'status')
 if not current then
   if not ends then return -1 end
   for name, value in pairs(record) do redis.call('HSET', job, name, value) end
-  redis.call('EXPIRE', job, keep_seconds)
   applied = 2
 elseif current == SUCCESS or current == FAILED then
   return 0
@@ -43,4 +42,9 @@ elseif alive_ms ~= '' then
   redis.call('SET', alive, '1', 'PX', alive_ms)
 end
 if event ~= '' then emit(user_events, job_events, channel, retention, keep_seconds, event) end
+if ends then
+  -- The report file is kept REPORT_RETENTION from about now: the job's records a little longer.
+  redis.call('EXPIRE', job, keep_seconds)
+  redis.call('EXPIRE', job_events, keep_seconds)
+end
 return applied

@@ -143,7 +143,7 @@ async def submit(request: web.Request) -> dict[str, Any]:
             attempts=(earlier.attempts if earlier else 0) + 1,
             job_id=job_id,
         )
-        await requests.save(record, submitted_at)
+        await requests.save(record, submitted_at, hub.settings.records_kept_seconds)
     job = await hub.jobs.get(job_id)
     if job is None:
         raise errors.NOT_STARTED()

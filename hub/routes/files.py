@@ -19,6 +19,8 @@ async def download(request: web.Request) -> web.StreamResponse:
     job = await hub.jobs.get(ids.job_id(request.match_info["jobId"]))
     if job is None or job.status != Status.SUCCESS or job.key is None or hub.storage.local_root is None:
         raise errors.FILE_NOT_FOUND()
+    if hub.storage.expired(job):
+        raise errors.REPORT_EXPIRED()
     expires, signature = request.query.get("expires", ""), request.query.get("sig", "")
     if not hub.storage.link_is_valid(job.job_id, job.key, expires, signature):
         raise errors.LINK_EXPIRED()

@@ -51,7 +51,10 @@ async def replay(request: web.Request) -> Result:
     hub = hub_of(request)
     event = {key: value for key, value in facing[-1].items() if key != "id"}
     event.update(ts=now_iso(), replayed=True)
-    if event["type"] == "report.completed" and job.key:  # the stored link has expired by now: mint a fresh one
-        event["downloadUrl"], event["expiresAt"] = await hub.storage.download_url(job.job_id, job.key)
+    if event["type"] == "report.completed":  # the stored link has expired by now: mint a fresh one
+        link = await hub.storage.report_link(job)
+        if link is None:  # the report was deleted: a link would lead nowhere
+            raise errors.REPORT_EXPIRED()
+        event["downloadUrl"], event["expiresAt"] = link
     event_id = await hub.events.emit(job.requested_by, job.job_id, orjson.dumps(event))
     return {"jobId": job.job_id, "eventId": event_id, "type": event["type"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub import errors
 from hub.envelope import iso
 from hub.job import Job, Status
 from hub.storage import Storage
@@ -11,10 +12,10 @@ from hub.storage import Storage
 
 async def job_view(job: Job, storage: Storage) -> dict[str, Any]:
     """A job as `GET /v1/reports/jobs/{jobId}` shows it; a SUCCESS job gets a freshly minted link at every
-    read, since the one in its `report.completed` event has expired by now."""
-    url = expires_at = None
-    if job.status == Status.SUCCESS and job.key:
-        url, expires_at = await storage.download_url(job.job_id, job.key)
+    read, since the one in its `report.completed` event has expired by now. Once its report has been
+    deleted (REPORT_RETENTION) it stays SUCCESS, with no link and the error REPORT_EXPIRED."""
+    url, expires_at = await storage.report_link(job) or (None, None)
+    expired = job.status == Status.SUCCESS and storage.expired(job)
 
     def when(ms: int | None) -> str | None:
         return iso(ms) if ms else None
@@ -32,5 +33,5 @@ async def job_view(job: Job, storage: Storage) -> dict[str, Any]:
         "fileName": job.file_name,
         "downloadUrl": url,
         "expiresAt": expires_at,
-        "error": job.error,
+        "error": errors.REPORT_EXPIRED.code if expired else job.error,
     }
