@@ -24,7 +24,7 @@ IMPLIED = {"HEAD"}
 
 
 def served_operations(app: web.Application) -> set[tuple[str, str]]:
-    """(METHOD, path) of every route, static folders as `{prefix}/{filename}`."""
+    """(METHOD, path) of every route; a static folder as `{prefix}/{filename}`."""
     operations = set()
     for route in app.router.routes():
         if route.method in IMPLIED:
