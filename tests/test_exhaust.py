@@ -193,6 +193,7 @@ async def test_an_org_admin_may_ask_for_any_batchs_report(portal: Portal) -> Non
         ({"id": "ekstep.analytics.dataset.request.submit", "params": {}}, "request is empty"),
         ({"request": {**portal_submit_body()["request"], "datasetConfig": {}}}, "datasetConfig is empty"),
         ({"request": {**portal_submit_body()["request"], "encryptionKey": 123456}}, "'encryptionKey'"),
+        ({"request": {**portal_submit_body()["request"], "tag": "t" * 1024 * 1024}}, "over 1048576 bytes"),
     ],
 )
 async def test_a_bad_body_is_a_client_error_in_the_envelope(portal: Portal, body: dict, message: str) -> None:
