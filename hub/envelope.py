@@ -75,8 +75,12 @@ def failure(api_id: str, error: HubError) -> web.Response:
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 that says what is wrong with it."""
-    raw = await request.read()
+    """The request body as a JSON object, or a 400 that says what is wrong with it (the data-exhaust routes
+    answer it in their own envelope, so it is a `HubError` here rather than aiohttp's 413)."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise errors.REQUEST_TOO_LARGE(limit=request.client_max_size) from None
     if not raw:
         raise errors.EMPTY_BODY()
     try:

@@ -56,6 +56,7 @@ DATASET_NOT_SUPPORTED = Problem(400, "CLIENT_ERROR", "dataset '{dataset}' is not
 FORMAT_NOT_SUPPORTED = Problem(400, "CLIENT_ERROR", "output_format '{value}' is not supported; supported: csv")
 FILTERS_EMPTY = Problem(400, "CLIENT_ERROR", "Filters are empty")
 UNSUPPORTED_FILTERS = Problem(400, "CLIENT_ERROR", "Unsupported filters; supported: {supported}")
+INVALID_FILTER = Problem(400, "CLIENT_ERROR", "filters.{name} must be {kind}")
 INVALID_LIMIT = Problem(400, "CLIENT_ERROR", "limit must be a whole number from 1 to {limit}")
 # Who is calling
 NO_BEARER = Problem(401, "UNAUTHORIZED", "Send 'Authorization: Bearer <token>' with this request.")

@@ -237,7 +237,20 @@ def search_filters(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         raise errors.FILTERS_EMPTY()
     if not any(name in filters for name in SEARCH_FILTERS):
         raise errors.UNSUPPORTED_FILTERS(supported=", ".join(SEARCH_FILTERS))
+    for name in SEARCH_FILTERS:
+        check_filter(name, filters.get(name))
     return filters, limit_of(asked.get("limit", LIST_LIMIT))
+
+
+def check_filter(name: str, value: object) -> None:
+    """A filter is text, or a list of texts to match any of; search reads one channel, so that one is text
+    (a number or an object would otherwise match nothing, and a list of channels be read as none)."""
+    if value is None or isinstance(value, str):
+        return
+    if name == "channel":
+        raise errors.INVALID_FILTER(name=name, kind="a string")
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise errors.INVALID_FILTER(name=name, kind="a string or a list of strings")
 
 
 def limit_of(value: object) -> int:

@@ -100,8 +100,6 @@ async def envelope_errors(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     except HubError as error:
         return failure(api_id, error)
-    except web.HTTPRequestEntityTooLarge:
-        return failure(api_id, errors.REQUEST_TOO_LARGE(limit=MAX_BODY_BYTES))
     except web.HTTPException as exc:
         if not request.path.startswith("/v1") or exc.status < 400:
             raise

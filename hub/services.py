@@ -30,6 +30,7 @@ from hub.identity import Tickets, TokenVerifier
 from hub.limits import Connections, Limits
 from hub.metrics import Metrics
 from hub.notifier import Notifier
+from hub.readiness import Readiness
 from hub.reports import Jobs
 from hub.source import Source, SourceError, open_source
 from hub.storage import Storage, StorageError
@@ -70,6 +71,7 @@ class Hub(Core):
     # Requests being answered (sockets and streams included), and an event set whenever there are none.
     in_flight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    readiness: Readiness = field(default_factory=Readiness)  # /readyz's last checks, kept for a moment
 
     async def drain(self, grace_seconds: float) -> None:
         """A graceful stop: /readyz turns 503, no new socket is taken, the open ones are told to go

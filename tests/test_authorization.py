@@ -56,6 +56,7 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/healthz"):                                ANYONE,
     ("GET", "/readyz"):                                 ANYONE,
     ("GET", "/metrics"):                                ANYONE,
+    ("GET", "/v1/openapi.json"):                        ANYONE,
 }  # fmt: skip
 
 

@@ -77,6 +77,11 @@ async def test_a_ticket_that_is_not_ascii_is_refused(http) -> None:
     assert refused.value.status == 401
 
 
+async def test_a_page_file_name_too_long_for_the_file_system_is_not_found(http) -> None:
+    async with http.get(f"/web/{'a' * 300}.js") as response:
+        assert response.status == 404
+
+
 def test_no_two_user_and_batch_pairs_share_a_key() -> None:
     """Ids joined with `:` would collide: user `a` with batch `b:c` and user `a:b` with batch `c`."""
     assert keys.guard("a", "b:c") != keys.guard("a:b", "c")

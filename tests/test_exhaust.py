@@ -59,6 +59,24 @@ def portal(http: aiohttp.ClientSession, token: Callable[..., str]) -> Portal:
     return send
 
 
+@pytest.mark.parametrize(
+    ("filters", "headers", "message"),
+    [
+        ({"status": 7}, {}, "filters.status must be a string or a list of strings"),
+        ({"dataset": ["progress-exhaust", {}]}, {}, "filters.dataset must be a string or a list of strings"),
+        ({"channel": [CHANNEL]}, {}, "filters.channel must be a string"),
+        ({"channel": CHANNEL}, {"X-Channel-Id": "c" * 201}, "'X-Channel-ID' must be at most 200 characters."),
+    ],
+)
+async def test_a_search_filter_or_channel_of_the_wrong_kind_is_a_client_error(
+    portal: Portal, filters: dict[str, Any], headers: dict[str, str], message: str
+) -> None:
+    """Not an empty answer: a filter that is a number or a list of channels would match nothing."""
+    search = {"request": {"filters": filters}}
+    status, answer = await portal("POST", "/dataset/v1/request/search", json=search, headers=headers)
+    assert (status, answer["params"]["errmsg"]) == (400, message)
+
+
 @pytest.fixture
 def broken_row(settings: Settings, batch: dict[str, Any]) -> None:
     """A participant whose name is not valid UTF-8: the source cannot read that row, the report fails."""
@@ -175,6 +193,7 @@ async def test_an_org_admin_may_ask_for_any_batchs_report(portal: Portal) -> Non
         ({"id": "ekstep.analytics.dataset.request.submit", "params": {}}, "request is empty"),
         ({"request": {**portal_submit_body()["request"], "datasetConfig": {}}}, "datasetConfig is empty"),
         ({"request": {**portal_submit_body()["request"], "encryptionKey": 123456}}, "'encryptionKey'"),
+        ({"request": {**portal_submit_body()["request"], "tag": "t" * 1024 * 1024}}, "over 1048576 bytes"),
     ],
 )
 async def test_a_bad_body_is_a_client_error_in_the_envelope(portal: Portal, body: dict, message: str) -> None:

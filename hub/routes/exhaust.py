@@ -184,7 +184,8 @@ async def search(request: web.Request) -> dict[str, Any]:
     who = await gateway_caller(request, "dashboard")
     hub = hub_of(request)
     filters, limit = search_filters(await json_object(request))
-    channel = filters.get("channel") if isinstance(filters.get("channel"), str) else channel_of(request)
+    own_channel = channel_of(request)  # checked even when the filter names another
+    channel = filters["channel"] if isinstance(filters.get("channel"), str) else own_channel
     records = await Requests(hub.redis).of_channel(channel)
     found = [(record, job) for record, job in await visible(hub, who, records) if matches(record, job, filters)]
     return {**await answers(hub, found[:limit]), "count": len(found)}

@@ -7,7 +7,9 @@ import contextlib
 
 from aiohttp import web
 
+from hub.readiness import Outcome
 from hub.request import hub_of
+from hub.services import Hub
 
 routes = web.RouteTableDef()
 CHECK_TIMEOUT_SECONDS = 3.0
@@ -23,11 +25,16 @@ async def readyz(request: web.Request) -> web.Response:
     hub = hub_of(request)
     if hub.draining.is_set():  # at once: the load balancer must stop sending traffic here
         return web.json_response({"status": "unavailable", "server": "shutting down"}, status=503)
+    outcome = await hub.readiness.outcome(lambda: check(hub))
+    return web.json_response(outcome, status=200 if outcome["status"] == "ok" else 503)
+
+
+async def check(hub: Hub) -> Outcome:
     checks = {"redis": hub.redis.ping(), "source": hub.source.check(), "storage": hub.storage.check()}
-    results: dict[str, str | int] = {}
-    for name, check in checks.items():
+    results: Outcome = {}
+    for name, running in checks.items():
         try:
-            await asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS)
+            await asyncio.wait_for(running, CHECK_TIMEOUT_SECONDS)
             results[name] = "ok"
         except Exception as exc:
             results[name] = f"failed: {type(exc).__name__}"
@@ -37,7 +44,7 @@ async def readyz(request: web.Request) -> web.Response:
     # looks at first when reports stay SUBMITTED.
     with contextlib.suppress(Exception):
         results["workersAlive"] = await asyncio.wait_for(hub.jobs.workers_alive(), CHECK_TIMEOUT_SECONDS)
-    return web.json_response({"status": "ok" if ready else "unavailable", **results}, status=200 if ready else 503)
+    return {"status": "ok" if ready else "unavailable", **results}
 
 
 @routes.get("/metrics")

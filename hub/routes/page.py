@@ -10,6 +10,9 @@ routes = web.RouteTableDef()
 # Installed from a wheel or in place (`pip install -e`), the files are on disk either way.
 with as_file(files("hub.web")) as WEB_DIR:
     pass
+# The page's files, by name, known at start: a requested name is looked up here, never on the disk, so
+# no name (one too long for the file system made aiohttp's static route answer 500) reaches the disk.
+PAGE_FILES = {path.name: path for path in WEB_DIR.iterdir() if path.suffix in (".html", ".js", ".css")}
 
 
 @routes.get("/")
@@ -17,4 +20,9 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-routes.static("/web", WEB_DIR, append_version=False)
+@routes.get("/web/{filename}")
+async def page_file(request: web.Request) -> web.FileResponse:
+    path = PAGE_FILES.get(request.match_info["filename"])
+    if path is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(path)
