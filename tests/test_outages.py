@@ -339,7 +339,9 @@ async def test_a_pub_sub_link_that_goes_silent_is_replaced_and_nothing_is_missed
     behind_proxy = settings.with_(redis_url=f"redis://127.0.0.1:{silent_proxy.port}/0", port=free_port())
     hub = TestServer(create_app(behind_proxy), host="127.0.0.1", port=behind_proxy.port)
     await hub.start_server()
-    event_log = EventLog(own_redis, settings.event_retention)  # beside the proxy, as another hub would
+    event_log = EventLog(
+        own_redis, settings.event_retention, settings.records_kept_seconds
+    )  # beside the proxy, as another hub would
     try:
         async with aiohttp.ClientSession(base_url=str(hub.make_url(""))) as http:
             async with http.post("/v1/notifications/ticket", headers={"Authorization": f"Bearer {token()}"}) as r:
