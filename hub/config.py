@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from hub.logs import FORMATS
 from hub.redact import redact
 
+T = TypeVar("T")
 ALL_INTERFACES = "0.0.0.0"
 DEV_JWT_SECRET = "dev-only-secret-never-use-this-in-production"
 # HMAC keys shorter than the hash (SHA-256: 32 bytes) are weaker than the hash itself (RFC 7518 3.2).
@@ -109,14 +111,22 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def _parsed(env: Mapping[str, str], name: str, parse: Callable[[str], T], what: str) -> T | None:
+    """The setting read by `parse`, or None when it is unset; `what` says what it must be when it does not
+    parse."""
     raw = env.get(name, "").strip()
     if not raw:
-        return default
+        return None
     try:
-        value = int(raw)
+        return parse(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    value = _parsed(env, name, int, "a whole number")
+    if value is None:
+        return default
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
@@ -130,15 +140,11 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str 
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
+    value = _parsed(env, name, float, "a number of seconds")
+    if value is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
     if not 0 < value < float("inf"):
-        raise ConfigError(f"{name} must be more than 0 seconds, got {raw}")
+        raise ConfigError(f"{name} must be more than 0 seconds, got {value}")
     return value
 
 
