@@ -100,8 +100,11 @@ async def click_to_ready(session: aiohttp.ClientSession, base: str, token: str, 
         async with session.post(f"{base}/v1/reports/course-progress", json={"batchId": batch}, headers=headers) as r:
             if r.status != 202:
                 raise RuntimeError(f"click refused: {r.status} {await r.text()}")
+            job_id = (await r.json())["result"]["jobId"]
         async for message in ws:
             event = message.json()
+            if event.get("jobId") != job_id:  # the user's other reports, made meanwhile
+                continue
             if event["type"] == "report.completed":
                 return time.perf_counter() - began
             if event["type"] == "report.failed":
