@@ -3,6 +3,8 @@ including reads of report jobs (a mentor removed from a batch gets no fresh link
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from hub import errors, ids
 from hub.identity import Principal
 from hub.source import Batch, Source
@@ -21,3 +23,15 @@ async def batch_for(source: Source, who: Principal, batch_id: str, roles: frozen
 
 def may_see(batch: Batch, who: Principal, roles: frozenset[str] = frozenset()) -> bool:
     return batch.allows(who.user_id) or bool(who.roles & roles)
+
+
+async def visible_batches(
+    source: Source, who: Principal, batch_ids: Iterable[str], roles: frozenset[str] = frozenset()
+) -> set[str]:
+    """Which of the batches the caller may see, each looked up once: for lists of jobs and requests."""
+    seen = set()
+    for batch_id in set(batch_ids):
+        batch = await source.batch(batch_id)
+        if batch is not None and may_see(batch, who, roles):
+            seen.add(batch_id)
+    return seen

@@ -31,6 +31,10 @@ RESPONSE_CODES = {
 }
 
 
+def response_code(status: int) -> str:
+    return RESPONSE_CODES.get(status, "SERVER_ERROR" if status >= 500 else "CLIENT_ERROR")
+
+
 def iso(ms: int) -> str:
     """Sunbird's timestamps: UTC, milliseconds, a `Z`."""
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -57,7 +61,7 @@ def payload(
             "err": err,
             "errmsg": errmsg,
         },
-        "responseCode": RESPONSE_CODES.get(status, "SERVER_ERROR" if status >= 500 else "CLIENT_ERROR"),
+        "responseCode": response_code(status),
         "result": result,
     }
 

@@ -23,7 +23,7 @@ import orjson
 from redis.asyncio import Redis
 
 from hub import errors, keys
-from hub.envelope import RESPONSE_CODES, now_iso, optional_string
+from hub.envelope import now_iso, optional_string, response_code
 from hub.errors import HubError
 from hub.events import MESSAGES
 from hub.job import Job, Status
@@ -209,7 +209,7 @@ class Requests:
 async def with_jobs(records: Iterable[Record], jobs: Jobs) -> list[tuple[Record, Job]]:
     """Each request with its job; a request whose job has expired is gone too."""
     records = list(records)
-    found = await asyncio.gather(*(jobs.get(record.job_id) for record in records))
+    found = await jobs.many([record.job_id for record in records])
     return [(record, job) for record, job in zip(records, found, strict=True) if job is not None]
 
 
@@ -298,7 +298,7 @@ async def job_answer(record: Record, job: Job, storage: Storage) -> dict[str, An
 def envelope(api_id: str, result: dict[str, Any] | None, status: int = 200, errmsg: str | None = None) -> bytes:
     """The analytics service's envelope: `ver` 1.0, and on failure the response code in `params.err`
     and the sentence in `params.errmsg`."""
-    code = RESPONSE_CODES.get(status, "SERVER_ERROR" if status >= 500 else "CLIENT_ERROR")
+    code = response_code(status)
     return orjson.dumps({
         "id": api_id,
         "ver": "1.0",

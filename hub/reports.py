@@ -143,13 +143,17 @@ class Jobs:
         event = events.draft("report.failed", job.job_id, job.batch_id, reason=reason)
         return await self.transition(job, Status.FAILED, event, error=reason, completedAt=now_ms())
 
+    async def many(self, job_ids: list[str]) -> list[Job | None]:
+        """The jobs, in order (None for one that is gone), in one round trip rather than one per job."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(keys.job(job_id))
+            records = await pipe.execute()
+        return [Job.decode(record) for record in records]
+
     async def recent(self, user_id: str, batch_id: str | None, limit: int = 20) -> list[Job]:
         ids = await self._redis.zrevrange(keys.user_jobs(user_id), 0, RECENT_JOBS - 1)
-        async with self._redis.pipeline(transaction=False) as pipe:  # one round trip, not one per job
-            for job_id in ids:
-                pipe.hgetall(keys.job(job_id.decode()))
-            records = await pipe.execute()
-        jobs = [job for job in map(Job.decode, records) if job is not None]
+        jobs = [job for job in await self.many([job_id.decode() for job_id in ids]) if job is not None]
         return [job for job in jobs if batch_id is None or job.batch_id == batch_id][:limit]
 
     async def active(self) -> list[tuple[str, int]]:

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from hub import errors, logs
-from hub.access import batch_for, may_see
+from hub.access import batch_for, visible_batches
 from hub.envelope import json_object
 from hub.errors import HubError
 from hub.exhaust import (
@@ -95,16 +95,10 @@ def channel_of(request: web.Request) -> str:
 
 
 async def visible(hub: Hub, who: Principal, records: list[Record]) -> list[tuple[Record, Job]]:
-    """The requests (with their jobs) of batches the caller may act on, each batch looked up once."""
-    allowed: dict[str, bool] = {}
-    shown = []
-    for record, job in await with_jobs(records, hub.jobs):
-        if record.batch_id not in allowed:
-            batch = await hub.source.batch(record.batch_id)
-            allowed[record.batch_id] = batch is not None and may_see(batch, who, hub.settings.report_roles)
-        if allowed[record.batch_id]:
-            shown.append((record, job))
-    return shown
+    """The requests (with their jobs) of batches the caller may act on."""
+    found = await with_jobs(records, hub.jobs)
+    seen = await visible_batches(hub.source, who, (record.batch_id for record, _ in found), hub.settings.report_roles)
+    return [(record, job) for record, job in found if record.batch_id in seen]
 
 
 async def answers(hub: Hub, found: list[tuple[Record, Job]]) -> dict[str, Any]:

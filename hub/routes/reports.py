@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from hub import errors, ids
-from hub.access import batch_for
+from hub.access import batch_for, visible_batches
 from hub.envelope import json_object, optional_string, string_field
 from hub.exhaust import MAX_KEY_LENGTH
 from hub.identity import Principal
@@ -90,12 +90,6 @@ async def list_jobs(request: web.Request) -> Result:
     batch_id = request.query.get("batchId") or None
     if batch_id is not None:
         await batch_for(hub.source, who, batch_id)
-    allowed: dict[str, bool] = {}
-    jobs = []
-    for job in await hub.jobs.recent(who.user_id, batch_id):
-        if job.batch_id not in allowed:
-            batch = await hub.source.batch(job.batch_id)
-            allowed[job.batch_id] = batch is not None and batch.allows(who.user_id)
-        if allowed[job.batch_id]:
-            jobs.append(await job_view(job, hub.storage))
-    return {"jobs": jobs}
+    recent = await hub.jobs.recent(who.user_id, batch_id)
+    seen = await visible_batches(hub.source, who, (job.batch_id for job in recent))
+    return {"jobs": [await job_view(job, hub.storage) for job in recent if job.batch_id in seen]}
