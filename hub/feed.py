@@ -14,10 +14,11 @@ from hub.events import EventLog, frame_id, parse_id
 from hub.identity import Principal
 from hub.services import Hub
 
-# A quiet connection still gets something this often, so proxies keep it open and dead peers show.
-HEARTBEAT_SECONDS = 20.0
 PAGE = 500
 RESYNC = '{"type":"resync"}'
+# What a quiet connection gets every HEARTBEAT_INTERVAL, so proxies keep it open and a client can tell a
+# live connection from one a network change killed without a word (WebSocket pings are invisible to it).
+HEARTBEAT = '{"type":"heartbeat"}'
 
 
 class Feed:
@@ -68,7 +69,7 @@ class Feed:
 
     async def next(self) -> list[str]:
         """The next frames to send, or none when a heartbeat's time (or the token's life) passes quietly."""
-        wait = max(0.0, min(HEARTBEAT_SECONDS, self._expires - time.time()))
+        wait = max(0.0, min(self._hub.settings.heartbeat_seconds, self._expires - time.time()))
         assert self._subscriber is not None
         try:
             # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that lands just as a frame

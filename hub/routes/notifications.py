@@ -15,7 +15,7 @@ from aiohttp import web
 
 from hub import errors, logs
 from hub.events import frame_id, parse_id
-from hub.feed import HEARTBEAT_SECONDS, RESYNC, Feed, read_page
+from hub.feed import HEARTBEAT, RESYNC, Feed, read_page
 from hub.identity import TICKET_TTL_SECONDS, Principal
 from hub.ids import EVENT_ID
 from hub.request import Result, api, budgeted, check_socket_origin, hub_of
@@ -74,7 +74,7 @@ async def sent(request: web.Request, sending: Awaitable[object]) -> bool:
 async def ticket(request: web.Request) -> Result:
     who = await budgeted(request, "ticket")
     issued = await hub_of(request).tickets.issue(who)
-    return {"ticket": issued, "expiresIn": TICKET_TTL_SECONDS}
+    return {"ticket": issued, "expiresIn": TICKET_TTL_SECONDS, "heartbeat": hub_of(request).settings.heartbeat_seconds}
 
 
 @routes.get("/v1/notifications/ws")
@@ -83,7 +83,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     check_socket_origin(request)
     after = resume_point(request.query.get("lastEventId"))
     who = await socket_caller(request)
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=4096)
+    ws = web.WebSocketResponse(heartbeat=hub_of(request).settings.heartbeat_seconds, max_msg_size=4096)
     async with hub_of(request).connections.hold(who.user_id):
         with Feed(hub_of(request), who) as feed:
             backlog = await feed.start(after)  # subscribed before the socket opens: no event slips between
@@ -102,7 +102,7 @@ async def _pump_websocket(request: web.Request, ws: web.WebSocketResponse, feed:
                 if not await sent(request, ws.send_str(frame)):
                     return
                 frames_sent.inc()
-            frames = await feed.next()
+            frames = await feed.next() or [HEARTBEAT]
         if feed.closing:
             await sent(request, ws.close(code=GOING_AWAY, message=b"server going away"))
         elif feed.expired:
@@ -120,8 +120,12 @@ async def _pump_websocket(request: web.Request, ws: web.WebSocketResponse, feed:
 
 
 def _sse_chunk(frames: list[str]) -> bytes:
+    """Events with their `id:` line; `resync` and the heartbeat have no id, and are `data:` lines too
+    (JavaScript never sees an SSE comment)."""
     return b"".join(
-        (b"data: " if frame == RESYNC else b"id: " + frame_id(frame).encode() + b"\ndata: ") + frame.encode() + b"\n\n"
+        (b"data: " if frame in (RESYNC, HEARTBEAT) else b"id: " + frame_id(frame).encode() + b"\ndata: ")
+        + frame.encode()
+        + b"\n\n"
         for frame in frames
     )
 
@@ -142,7 +146,7 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
             await response.prepare(request)
             await response.write(b"retry: 3000\n\n")
             while feed.open:
-                if not await sent(request, response.write(_sse_chunk(frames) or b": ping\n\n")):
+                if not await sent(request, response.write(_sse_chunk(frames or [HEARTBEAT]))):
                     break
                 frames_sent.inc(len(frames))
                 frames = await feed.next()
