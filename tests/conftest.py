@@ -26,6 +26,7 @@ from hub.identity import mint_token
 from hub.source import Source, open_source
 from hub.source.seed import seed
 from tests.helpers import LINK_SECRET, MENTOR, SECRET, Call, running_worker
+from tests.node_tools import node_tools as install_node_tools
 
 
 @pytest.fixture(scope="session")
@@ -145,3 +146,9 @@ def socket_url(hub: TestServer, http: aiohttp.ClientSession, token: Callable[...
         return url + (f"&lastEventId={last_event_id}" if last_event_id else "")
 
     return make
+
+
+@pytest.fixture(scope="session")
+def node_tools() -> Path:
+    """Node's tools for the client's tests (acorn, typescript), installed once."""
+    return install_node_tools()

@@ -42,22 +42,6 @@ CHROMIUM_ARGS = [
 WAIT_MS = 15_000  # a report of 120 rows takes well under a second; this only bounds a broken run
 READY = '.toast[data-event-type="report.completed"]'
 
-# Keeps every WebSocket the page opens reachable, so a test can kill the live one the way a dropped
-# network would (Chromium's offline emulation leaves an open socket alone).
-TRACK_SOCKETS = """
-(() => {
-  const Native = window.WebSocket;
-  window.__sockets = [];
-  window.WebSocket = class extends Native {
-    constructor(...args) {
-      super(...args);
-      window.__sockets.push(this);
-    }
-  };
-})();
-"""
-
-
 expect.set_options(timeout=WAIT_MS)
 
 
@@ -102,10 +86,8 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
 def open_dashboard(context: BrowserContext, hub: TestServer, token: Callable[..., str]) -> Callable[..., Any]:
     """Opens the page signed in as MENTOR, with the batch's figures shown and the live feed open."""
 
-    async def open_page(*, track_sockets: bool = False) -> Page:
+    async def open_page() -> Page:
         page = await context.new_page()
-        if track_sockets:
-            await page.add_init_script(TRACK_SOCKETS)
         await page.goto(f"{hub.make_url('/')}#token={token()}")
         await expect(page.locator("#batch-select")).to_have_value(BATCH)
         await expect(page.locator("#stat-enrolled")).to_have_text("120")
@@ -197,15 +179,15 @@ async def test_a_failing_job_shows_the_failure_toast(open_dashboard, broken_row:
 async def test_a_page_offline_while_the_report_is_made_shows_the_ready_toast_once_it_is_back(
     open_dashboard, context: BrowserContext, settings: Settings, http, socket_url
 ) -> None:
-    page = await open_dashboard(track_sockets=True)
+    page = await open_dashboard()
     async with http.ws_connect(await socket_url()) as watcher:
         await page.click("#download-report")
         # The page has its resume point once it heard "started"; the next test covers a page without one.
         await expect(page.locator('.toast[data-event-type="report.submitted"]')).to_have_count(1)
 
+        # Chromium's offline emulation leaves an open socket alone: the client itself hears `offline`.
         await context.set_offline(True)
-        await page.evaluate("() => window.__sockets.forEach((socket) => socket.close())")
-        await page.wait_for_function("() => window.hubApp.client.state !== 'open'")
+        await page.wait_for_function("() => window.hubApp.client.state === 'offline'")
         async with running_worker(settings):
             ready = await next_event(watcher, "report.completed")
         # The page really missed it: no connection, no toast, until the network is back.
@@ -225,10 +207,9 @@ async def test_a_page_that_heard_no_event_yet_still_gets_those_made_while_its_ne
     open_dashboard, context: BrowserContext, settings: Settings, call: Call, http, socket_url
 ) -> None:
     """The mentor asks from another device while this fresh page is cut off: it must not lose the news."""
-    page = await open_dashboard(track_sockets=True)
+    page = await open_dashboard()
     await context.set_offline(True)
-    await page.evaluate("() => window.__sockets.forEach((socket) => socket.close())")
-    await page.wait_for_function("() => window.hubApp.client.state !== 'open'")
+    await page.wait_for_function("() => window.hubApp.client.state === 'offline'")
     async with http.ws_connect(await socket_url()) as watcher, running_worker(settings):
         status, _ = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
         assert status == 202
