@@ -8,10 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +17,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 from arq.worker import Worker
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import BrowserContext, Page, expect
 
 from hub.config import Settings
-from tests.helpers import MENTOR, Call, next_event, running_worker
+from tests.helpers import BROWSER_WAIT_MS, MENTOR, Call, next_event, running_worker
 
 BATCH = "batch-0001"
 COURSE = "do_course_0001"
@@ -30,56 +28,10 @@ READY_MESSAGE = "Your download is ready."
 FAILED_MESSAGE = "Download has failed. Please try again after sometime"
 IN_PROGRESS_MESSAGE = "Download in-progress. Please try after sometime"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-WAIT_MS = 15_000  # a report of 120 rows takes well under a second; this only bounds a broken run
+WAIT_MS = BROWSER_WAIT_MS
 READY = '.toast[data-event-type="report.completed"]'
 
 expect.set_options(timeout=WAIT_MS)
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium")
-    if path:
-        return path
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is not installed; CI must install it (apt-get install -y chromium).")
-    pytest.skip("Chromium is not installed: apt-get install chromium")
-
-
-@pytest.fixture
-async def browser(hub: TestServer) -> AsyncIterator[Browser]:
-    """Depends on `hub` so that the browser, and its sockets, are gone before the hub shuts down."""
-    executable = chromium_path()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    """One browser profile; every uncaught error of its pages, and anything the hub's
-    Content-Security-Policy blocks, fails the test."""
-    ctx = await browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 800})
-    ctx.set_default_timeout(WAIT_MS)
-    errors: list[str] = []
-
-    def watch(page: Page) -> None:
-        page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
-        page.on("console", lambda message: "Content Security Policy" in message.text and errors.append(message.text))
-
-    ctx.on("page", watch)
-    yield ctx
-    await ctx.close()
-    assert not errors, f"the page threw: {errors}"
 
 
 @pytest.fixture
