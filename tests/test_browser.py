@@ -19,7 +19,9 @@ from aiohttp.test_utils import TestServer
 from arq.worker import Worker
 from playwright.async_api import BrowserContext, Page, expect
 
+from hub import events
 from hub.config import Settings
+from hub.events import EventLog
 from tests.helpers import BROWSER_WAIT_MS, MENTOR, Call, next_event, running_worker
 
 BATCH = "batch-0001"
@@ -30,6 +32,7 @@ IN_PROGRESS_MESSAGE = "Download in-progress. Please try after sometime"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 WAIT_MS = BROWSER_WAIT_MS
 READY = '.toast[data-event-type="report.completed"]'
+ENDING = '.toast:is([data-event-type="report.completed"], [data-event-type="report.failed"])'
 
 expect.set_options(timeout=WAIT_MS)
 
@@ -188,6 +191,28 @@ async def test_two_tabs_of_the_mentor_each_show_the_ready_toast_once(open_dashbo
         await client_caught_up(page, event_id)
         await expect(page.locator(READY)).to_have_count(1)
         await expect(page.locator(READY)).to_have_attribute("data-event-id", event_id)
+
+
+async def test_a_job_shows_one_ending_toast_whatever_the_event_log_holds(
+    open_dashboard, worker: Worker, event_log: EventLog
+) -> None:
+    page = await open_dashboard()
+    await page.click("#download-report")
+    await expect(page.locator(READY)).to_have_count(1)
+    ready_id = await page.locator(READY).get_attribute("data-event-id")
+    job = await page.locator(READY).get_attribute("data-job-id")
+    assert ready_id and job
+
+    # What a failover can leave in the log: a failure of the same job, and its completion stored again.
+    await event_log.emit(MENTOR, job, events.draft("report.failed", job, BATCH, reason="REPORT_TIMEOUT"))
+    await event_log.emit(MENTOR, job, events.draft("report.completed", job, BATCH, downloadUrl="/files/x"))
+    marker = await event_log.emit(MENTOR, job, events.draft("report.duplicate", job, BATCH))
+    await client_caught_up(page, marker)
+    await expect(page.locator('.toast[data-event-type="report.duplicate"]')).to_have_count(1)
+
+    endings = page.locator(f'{ENDING}[data-job-id="{job}"]')
+    await expect(endings).to_have_count(1)
+    await expect(endings).to_have_attribute("data-event-id", ready_id)
 
 
 # ---- telemetry -----------------------------------------------------------------------------------

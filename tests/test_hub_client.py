@@ -7,7 +7,9 @@ app's download hook, and one ending per job whatever the event log holds. A harn
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -184,6 +186,24 @@ async def test_gateway_mode_calls_through_the_portals_proxy_and_streams_straight
 
 
 # ---- networks ------------------------------------------------------------------------------------
+
+
+async def test_a_quiet_socket_and_stream_get_heartbeat_frames_javascript_can_see(
+    http: aiohttp.ClientSession, socket_url, token
+) -> None:
+    heartbeat = {"type": "heartbeat"}
+    async with http.ws_connect(await socket_url()) as ws, asyncio.timeout(HEARTBEAT_SECONDS * 3):
+        assert [await ws.receive_json(), await ws.receive_json()] == [heartbeat, heartbeat]
+
+    headers = {"Authorization": f"Bearer {token()}"}
+    async with http.get("/v1/notifications/stream", headers=headers) as stream, asyncio.timeout(HEARTBEAT_SECONDS * 3):
+        data = []
+        while len(data) < 2:
+            line = (await stream.content.readline()).decode()
+            assert not line.startswith(":"), "a comment is invisible to EventSource"
+            if line.startswith("data: "):
+                data.append(json.loads(line[6:]))
+    assert data == [heartbeat, heartbeat]
 
 
 @pytest.fixture
