@@ -47,8 +47,14 @@ function h(tag, attributes = {}, ...children) {
     if (name.startsWith('on')) element.addEventListener(name.slice(2), value);
     else element.setAttribute(name, value === true ? '' : String(value));
   }
-  element.append(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+  element.append(...[].concat(...children).filter((child) => child !== null && child !== undefined && child !== false));
   return element;
+}
+
+/** Empties an element and puts `children` in it (`replaceChildren` is newer than Android WebView 61). */
+function fill(element, ...children) {
+  element.textContent = '';
+  element.append(...children);
 }
 
 /** crypto.randomUUID exists only in secure contexts; a phone testing against a LAN address is not one. */
@@ -208,7 +214,7 @@ function signOut(message) {
   $('session').hidden = true;
   $('batch-details').hidden = true;
   $('signin').hidden = false;
-  $('toasts').replaceChildren();
+  fill($('toasts'));
   resetProgress();
   const notice = $('signin-message');
   notice.textContent = message || '';
@@ -376,6 +382,7 @@ function trimToasts(region) {
 /** Toasts float over the page bottom; reserving that much space lets everything be scrolled clear of them. */
 function reserveToastSpace() {
   const region = $('toasts');
+  if (typeof ResizeObserver !== 'function') return; // Android WebView before 64: the toasts may cover the end
   new ResizeObserver(() => {
     document.body.style.setProperty('--toast-space', `${region.offsetHeight}px`);
   }).observe(region);
@@ -411,13 +418,13 @@ async function loadBatches() {
   try {
     ({ batches = [] } = await api('/v1/mentor/batches'));
   } catch (error) {
-    select.replaceChildren(h('option', { value: '' }, 'Could not load batches'));
+    fill(select, h('option', { value: '' }, 'Could not load batches'));
     reportError(error);
     return;
   }
   state.batches = batches;
   $('no-batches').hidden = batches.length > 0;
-  select.replaceChildren(...batches.map((b) => h('option', { value: b.batchId }, [b.name, b.courseName].filter(Boolean).join(' — '))));
+  fill(select, ...batches.map((b) => h('option', { value: b.batchId }, [b.name, b.courseName].filter(Boolean).join(' — '))));
   select.disabled = batches.length === 0;
   if (!batches.length) {
     $('batch-details').hidden = true;
@@ -435,7 +442,7 @@ function selectBatch(batchId) {
   $('batch-details').hidden = false;
   resetProgress();
   clearDashboard();
-  $('jobs-list').replaceChildren();
+  fill($('jobs-list'));
   loadDashboard(batchId);
   loadJobs(batchId);
 }
@@ -448,7 +455,7 @@ function renderBatchMeta(batch) {
 
 function clearDashboard() {
   for (const value of document.querySelectorAll('#summary [data-stat]')) value.textContent = '–';
-  $('histogram').replaceChildren();
+  fill($('histogram'));
 }
 
 async function loadDashboard(batchId) {
@@ -490,7 +497,7 @@ function renderHistogram(buckets) {
       h('span', { class: 'histogram__label' }, range),
     );
   });
-  $('histogram').replaceChildren(...items);
+  fill($('histogram'), ...items);
 }
 
 // ---- report download -----------------------------------------------------------------------------
@@ -568,7 +575,7 @@ async function loadJobs(batchId) {
 
 function renderJobs(jobs) {
   $('jobs-empty').hidden = jobs.length > 0;
-  $('jobs-list').replaceChildren(...jobs.map(renderJob));
+  fill($('jobs-list'), ...jobs.map(renderJob));
 }
 
 function renderJob(job) {
