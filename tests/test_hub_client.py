@@ -135,16 +135,22 @@ async def gateway_hub(settings: Settings, hub: TestServer) -> AsyncIterator[tupl
 
 
 @pytest.fixture
-async def portal(gateway_hub: tuple[TestServer, str], token) -> AsyncIterator[list[dict[str, str]]]:
-    """The portal as DIKSHA runs it: its pages, its bundle of the client, and a proxy under /report-hub/
-    that adds the user's token from the session (the browser holds none) and cannot upgrade a socket.
-    Yields the headers of every call the browser made to the proxy."""
+async def portal(
+    gateway_hub: tuple[TestServer, str], token, context: BrowserContext
+) -> AsyncIterator[list[dict[str, str]]]:
+    """The portal as DIKSHA runs it: its bundle of the client, and a proxy under /report-hub/ that adds
+    the token of the user whose session cookie comes with the call (the browser holds no token) and cannot
+    upgrade a socket. Yields the headers of every call the browser made to the proxy."""
     hub_server, portal_origin = gateway_hub
     seen: list[dict[str, str]] = []
-    user_token = token()
+    sessions = {"portal-session-1": token()}
+    await context.add_cookies([{"name": "connect.sid", "value": "portal-session-1", "url": portal_origin}])
 
     async def forward(request: web.Request) -> web.Response:
         seen.append({"path": request.path, **request.headers})
+        user_token = sessions.get(request.cookies.get("connect.sid", ""))
+        if user_token is None:
+            return web.json_response({"params": {"status": "failed", "err": "UNAUTHORIZED"}}, status=401)
         headers = {"Authorization": f"Bearer {user_token}", "Accept": "application/json"}
         if request.content_type == "application/json":
             headers["Content-Type"] = "application/json"

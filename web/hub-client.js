@@ -452,7 +452,7 @@ export class HubClient extends Emitter {
       if (this._userId === null) this._adopt(userIdFromToken(token) || this._givenUserId || 'anonymous');
       if (this.transport === 'poll') {
         this._needBaseline = !this._streamId;
-        this._poll(generation);
+        this._poll(generation, token);
         return;
       }
       if (!this._streamId && !(await this._takeBaseline(generation, token))) return;
@@ -646,10 +646,11 @@ export class HubClient extends Emitter {
 
   // ---- polling --------------------------------------------------------------------------------
 
-  async _poll(generation) {
+  /** @param token the token to poll with; unset, the next one is asked for */
+  async _poll(generation, token) {
     let result;
     try {
-      const token = await this._token(this._refused);
+      if (token === undefined) token = await this._token(this._refused);
       if (generation !== this._generation) return;
       const after = this._streamId ? `?after=${encodeURIComponent(this._streamId)}` : '';
       result = await hubRequest(this._baseUrl, token, this._withLang(`/v1/notifications${after}`), { credentials: this._credentials });
