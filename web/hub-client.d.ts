@@ -133,7 +133,7 @@ export interface HubClientOptions {
 
 export interface HubClientEventMap {
   event: CustomEvent<HubEvent>;
-  resync: CustomEvent<undefined>;
+  resync: CustomEvent<null>;
   status: CustomEvent<ConnectionState | Transport>;
   unauthorized: CustomEvent<HubError>;
 }
