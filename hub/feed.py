@@ -68,7 +68,8 @@ class Feed:
         return self._subscriber is not None and self._subscriber.closing
 
     async def next(self) -> list[str]:
-        """The next frames to send, or none when a heartbeat's time (or the token's life) passes quietly."""
+        """The next frames to send: the heartbeat when its time (or the token's life) passes quietly, none
+        when what came was not news (a frame already sent, the bus reconnecting or going away)."""
         wait = max(0.0, min(self._hub.settings.heartbeat_seconds, self._expires - time.time()))
         assert self._subscriber is not None
         try:
@@ -77,7 +78,7 @@ class Feed:
             async with asyncio.timeout(wait):
                 frame = await self._subscriber.queue.get()
         except TimeoutError:
-            return []
+            return [HEARTBEAT]
         if frame is None:
             return await self._catch_up()
         if frame == CLOSING:

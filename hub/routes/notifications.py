@@ -102,7 +102,7 @@ async def _pump_websocket(request: web.Request, ws: web.WebSocketResponse, feed:
                 if not await sent(request, ws.send_str(frame)):
                     return
                 frames_sent.inc()
-            frames = await feed.next() or [HEARTBEAT]
+            frames = await feed.next()
         if feed.closing:
             await sent(request, ws.close(code=GOING_AWAY, message=b"server going away"))
         elif feed.expired:
@@ -146,7 +146,7 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
             await response.prepare(request)
             await response.write(b"retry: 3000\n\n")
             while feed.open:
-                if not await sent(request, response.write(_sse_chunk(frames or [HEARTBEAT]))):
+                if not await sent(request, response.write(_sse_chunk(frames) or b": ping\n\n")):
                     break
                 frames_sent.inc(len(frames))
                 frames = await feed.next()
