@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hub import sweeper
 from hub.config import Settings
 from hub.middlewares import (
     MAX_BODY_BYTES,
@@ -21,6 +20,7 @@ from hub.middlewares import (
 from hub.request import HUB
 from hub.routes import setup_routes
 from hub.services import open_hub
+from hub.sweeper import Sweeper
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -34,7 +34,7 @@ def create_app(settings: Settings) -> web.Application:
         app[HUB] = hub
         await hub.bus.start()
         await hub.telemetry.start()
-        sweeping = asyncio.create_task(sweeper.run(hub.jobs, hub.redis, settings), name="hub-sweeper")
+        sweeping = asyncio.create_task(Sweeper(hub.jobs, hub.redis, settings, hub.source).run(), name="hub-sweeper")
         yield
         sweeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):

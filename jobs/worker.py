@@ -16,14 +16,13 @@ from typing import Any
 
 from arq import func
 from arq.worker import Worker
-from redis.exceptions import ConnectionError, TimeoutError, WatchError
 
 from hub.config import ConfigError, Settings, load, require_link_secret, require_redis
 from hub.connections import redis_settings
 from hub.reports import JOB_FUNCTION
 from hub.services import open_core
 from jobs.parts import PartWriters
-from jobs.report import Services, generate_report
+from jobs.report import REDIS_AWAY, Services, generate_report
 from jobs.retention import retention_cron
 
 # Reports one worker process makes at once; each is split over the part writers.
@@ -39,8 +38,6 @@ ALIVE_FOR_MS = 10_000
 OUTAGE_BACKOFF_CAP_SECONDS = 5.0
 # A half-written local upload untouched this long after a run's time is up was left by a killed worker.
 ABANDONED_UPLOAD_MARGIN_SECONDS = 60
-# What a Redis outage looks like from here (redis-py turns a connection lost under WATCH into a WatchError).
-REDIS_AWAY = (ConnectionError, TimeoutError, WatchError, OSError)
 log = logging.getLogger(__name__)
 
 
