@@ -37,7 +37,7 @@ class Link:
 
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter
-    dropping: bool = False
+    dropping: Rule | None = None  # the rule whose command was forwarded, its reply awaited
 
 
 class Proxy:
@@ -95,8 +95,7 @@ class Proxy:
                         self.refused += 1
                         writer.write(b"-" + rule.error + b"\r\n")
                         continue
-                    if rule is not None:
-                        link.dropping = True
+                    link.dropping = rule
                     upstream_writer.write(raw)
                 await upstream_writer.drain()
         self._close(link)
@@ -104,7 +103,10 @@ class Proxy:
     async def _relay_replies(self, upstream: asyncio.StreamReader, link: Link) -> None:
         with contextlib.suppress(ConnectionError):
             while data := await upstream.read(65536):
-                if link.dropping and not data.startswith(b"-NOSCRIPT"):  # NOSCRIPT: it did not run
+                if link.dropping and data.startswith(b"-NOSCRIPT"):  # it did not run: the rule waits for the next
+                    link.dropping.times += 1
+                    link.dropping = None
+                elif link.dropping:
                     self.dropped += 1
                     break
                 link.client.write(data)

@@ -10,9 +10,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from hub import keys
-from tests.helpers import MENTOR, Call, next_event, running_worker
+from tests.helpers import MENTOR, Call, eventually, next_event, running_worker
 from tests.proxy import Proxy, script_call
 
 BATCH = "batch-0001"
@@ -45,18 +46,23 @@ async def test_a_resent_duplicate_tells_the_click_once(call: Call, proxy: Proxy,
 
 @pytest.mark.parametrize("marker", [b"PROCESSING", b'"report.completed"'])
 async def test_a_resent_step_of_a_report_leaves_one_completed_report_that_downloads(
-    marker: bytes, call: Call, http: aiohttp.ClientSession, socket_url, settings, proxy: Proxy, timeline
+    marker: bytes, call: Call, http: aiohttp.ClientSession, socket_url, settings, proxy: Proxy, timeline, redis
 ) -> None:
     proxy.drop_reply(script_call(marker))
     async with running_worker(settings), http.ws_connect(await socket_url()) as ws:
         _, body = await call("POST", SUBMIT, json={"batchId": BATCH})
+        job_id = body["result"]["jobId"]
         completed = await next_event(ws, "report.completed")
+        await eventually(lambda: _arq_done(redis, job_id))  # the worker has seen its (re-sent) ending answered
     assert proxy.dropped == 1
-    assert (await timeline(body["result"]["jobId"]))[-1:] == ["report.completed"]
-    assert (await timeline(body["result"]["jobId"])).count("report.completed") == 1
+    assert (await timeline(job_id)).count("report.completed") == 1
     async with http.get(completed["downloadUrl"]) as download:
         assert download.status == 200
         assert (await download.read()).count(b"\n") == 121
+
+
+async def _arq_done(redis: Redis, job_id: str) -> bool:
+    return not await redis.exists(*keys.arq_held(job_id))
 
 
 async def test_a_resent_failure_is_one_failure(
