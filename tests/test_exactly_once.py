@@ -61,6 +61,19 @@ async def test_a_resent_step_of_a_report_leaves_one_completed_report_that_downlo
         assert (await download.read()).count(b"\n") == 121
 
 
+async def test_an_ending_redis_refuses_for_a_while_is_retried_not_lost(
+    call: Call, http: aiohttp.ClientSession, socket_url, settings, proxy: Proxy, timeline
+) -> None:
+    demoted = b"READONLY You can't write against a read only replica."  # a failover under way
+    proxy.refuse(script_call(b'"report.completed"'), demoted, times=3)
+    async with running_worker(settings), http.ws_connect(await socket_url()) as ws:
+        _, body = await call("POST", SUBMIT, json={"batchId": BATCH})
+        ending = await _ending(ws)
+    assert proxy.refused == 3
+    assert ending["type"] == "report.completed", ending
+    assert await timeline(body["result"]["jobId"]) == ["report.submitted", "report.completed"]
+
+
 async def _arq_done(redis: Redis, job_id: str) -> bool:
     return not await redis.exists(*keys.arq_held(job_id))
 
