@@ -36,7 +36,8 @@ def now_ms() -> int:
 
 @dataclass(frozen=True)
 class Submission:
-    """The job a click made (`created`), or the running one it found; `click` names the click itself."""
+    """What a click found: `job_id` is the job it made (`created`) or the caller's running one; `job` is
+    the job the click made or would have made, whose id (`click`) names the click itself."""
 
     job_id: str
     created: bool
