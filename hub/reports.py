@@ -34,6 +34,12 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def deadline_ms(settings: Settings) -> int:
+    """A job's time from its click to its deadline: one that has not ended by then never will (arq has
+    given up, or the worker pool is gone), and a worker retries its ending until then."""
+    return (settings.report_timeout * settings.max_tries + 60) * 1000
+
+
 @dataclass(frozen=True)
 class Submission:
     """What a click found: `job_id` is the job it made (`created`) or the caller's running one; `job` is
@@ -74,8 +80,7 @@ class Jobs:
         self._duplicate = redis.register_script(scripts.DUPLICATE)
         self._workers = redis.register_script(scripts.WORKERS)
         self._now = redis.register_script(scripts.NOW)
-        # A job that has not ended by then never will: arq has given up or the worker pool is gone.
-        self.deadline_ms = (settings.report_timeout * settings.max_tries + 60) * 1000
+        self.deadline_ms = deadline_ms(settings)
 
     async def submit(self, user_id: str, batch_id: str, course_id: str, protected: bool = False) -> Submission:
         """Creates the job and its `report.submitted` event, or names the caller's running one. A protected

@@ -19,7 +19,7 @@ from arq.worker import Worker
 
 from hub.config import ConfigError, Settings, load, require_link_secret, require_redis
 from hub.connections import redis_settings
-from hub.reports import JOB_FUNCTION
+from hub.reports import JOB_FUNCTION, deadline_ms
 from hub.services import open_core
 from jobs.parts import PartWriters
 from jobs.report import REDIS_AWAY, Services, generate_report
@@ -122,11 +122,12 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     require_link_secret(settings)
     return {
         "functions": [
-            # arq's own timeout is a backstop: the job ends itself (report.failed) before it.
+            # arq's own timeout is a backstop: a run's writing ends itself at REPORT_TIMEOUT, and its ending
+            # is retried while Redis is away until the job's deadline, which arq must not cut short.
             func(
                 generate_report,
                 name=JOB_FUNCTION,
-                timeout=settings.report_timeout + 5,
+                timeout=deadline_ms(settings) / 1000,
                 max_tries=settings.max_tries,
             ),
         ],
