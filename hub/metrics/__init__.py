@@ -17,7 +17,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 from hub.errors import HubError
 
@@ -37,6 +37,9 @@ FAILURE_REASONS = ("BATCH_NOT_FOUND", "SOURCE_ERROR", "STORAGE_ERROR", "TIMED_OU
                    "WORKER_LOST", "ENQUEUE_FAILED")  # fmt: skip
 TRANSPORTS = ("ws", "sse", "poll")
 DEPENDENCIES = ("redis", "pubsub", "source", "storage")
+
+# A `_created` series beside every counter doubles what Prometheus stores and no rule here reads it.
+disable_created_metrics()
 
 
 def size_class(participants: int) -> str:
@@ -142,6 +145,8 @@ def _create_known_series() -> None:
         EVENTS_EMITTED.labels(event_type)
     for reason in ("refused", "dropped"):
         NOTIFICATIONS_FAILED.labels(reason)
+    for code in ("INVALID_TELEMETRY", "NOT_YOUR_TELEMETRY", "TELEMETRY_FULL"):
+        TELEMETRY_REFUSED.labels(code)
 
 
 _create_known_series()
