@@ -16,6 +16,7 @@ import orjson
 import yaml
 
 from hub.embedded import free_port
+from tests.helpers import wait_until_ready
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 RULES = DEPLOY / "prometheus" / "alerts.yml"
@@ -65,13 +66,7 @@ async def running_prometheus(targets: list[str], folder: Path) -> AsyncIterator[
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as session, asyncio.timeout(30):
-            while True:
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"{base}/-/ready") as response:
-                        if response.status == 200:
-                            break
-                await asyncio.sleep(0.1)
+        await wait_until_ready(base, probe="/-/ready")
         yield base
     finally:
         process.terminate()
