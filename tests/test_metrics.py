@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import psutil
+import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
@@ -115,14 +116,17 @@ async def test_a_worker_serves_its_own_metrics_on_metrics_port(settings: Setting
     assert value(samples, "hub_dependency_up", dependency="storage") == 1
 
 
-def test_a_metrics_port_in_use_stops_the_worker_with_one_line_naming_it(env: dict[str, str], batch: dict) -> None:
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_metrics_port_in_use_stops_the_process_with_one_line_naming_it(
+    command: str, env: dict[str, str], batch: dict
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
         env = {**env, "HOST": "127.0.0.1", "METRICS_PORT": port}
         done = subprocess.run(
-            hub_command("worker"), env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+            hub_command(command), env={**os.environ, **env}, capture_output=True, text=True, timeout=60
         )
     assert done.returncode == 2
     assert "METRICS_PORT" in done.stderr.strip().splitlines()[-1]
