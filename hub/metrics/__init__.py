@@ -65,7 +65,7 @@ PART_WRITER_RESTARTS = Counter(
 WORKER_JOBS_RUNNING = Gauge("hub_worker_jobs_running", "Reports this worker process is making now")
 WORKER_JOB_SLOTS = Gauge("hub_worker_job_slots", "Reports this worker process makes at once, at most")
 
-# The deployment, read from Redis when scraped (by each hub)
+# The deployment, read from Redis when scraped (every hub and worker exports the same figures)
 JOBS_QUEUED = Gauge("hub_jobs_queued", "Reports submitted and not yet started by a worker")
 QUEUE_OLDEST_WAIT = Gauge("hub_queue_oldest_wait_seconds", "How long the oldest queued report has waited")
 JOBS_RUNNING = Gauge("hub_jobs_running", "Reports being made by any worker")

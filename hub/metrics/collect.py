@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Mapping
 
 from hub.job import Status
-from hub.metrics import DEPENDENCY_UP, JOBS_QUEUED, JOBS_RUNNING, QUEUE_OLDEST_WAIT, WORKERS_ALIVE
+from hub.metrics import DEPENDENCIES, DEPENDENCY_UP, JOBS_QUEUED, JOBS_RUNNING, QUEUE_OLDEST_WAIT, WORKERS_ALIVE
 from hub.reports import Jobs
 from hub.services import Core
 
@@ -22,7 +22,7 @@ READ_TIMEOUT_SECONDS = 3.0
 def dependencies(outcome: Mapping[str, object]) -> None:
     """Sets `hub_dependency_up` from a readiness outcome (`{"redis": "ok", "source": "failed: ..."}`)."""
     for name, result in outcome.items():
-        if name in ("redis", "pubsub", "source", "storage"):
+        if name in DEPENDENCIES:
             DEPENDENCY_UP.labels(name).set(1 if result == "ok" else 0)
 
 
