@@ -164,20 +164,22 @@ async def test_a_part_writer_replaced_counts_as_a_restart_of_its_lane(
     assert moved(before, after, "hub_part_writer_restarts_total", lane="small") == 1
 
 
-async def test_sockets_and_streams_open_show_by_transport_and_close_back_to_zero(
+async def test_sockets_and_streams_open_show_by_transport_and_close_back(
     http, socket_url, hub: TestServer, token: Callable[..., str]
 ) -> None:
-    def open_now(transport: str) -> Callable[[Samples], bool]:
-        return lambda now: value(now, "hub_open_connections", transport=transport) == 1
+    before = await scrape(metrics_url(hub))
+
+    def open_now(transport: str, more: int) -> Callable[[Samples], bool]:
+        return lambda now: moved(before, now, "hub_open_connections", transport=transport) == more
 
     async with http.ws_connect(await socket_url()):
-        await until(metrics_url(hub), open_now("ws"))
+        await until(metrics_url(hub), open_now("ws", 1))
     headers = {"Authorization": f"Bearer {token()}"}
     async with http.get("/v1/notifications/stream", headers=headers) as stream:
         await stream.content.readuntil(b"\n\n")
-        await until(metrics_url(hub), open_now("sse"))
-    closed = await until(metrics_url(hub), lambda now: value(now, "hub_open_connections", transport="sse") == 0)
-    assert value(closed, "hub_open_connections", transport="ws") == 0
+        await until(metrics_url(hub), open_now("sse", 1))
+    closed = await until(metrics_url(hub), open_now("sse", 0))
+    assert open_now("ws", 0)(closed)
 
 
 def test_the_readme_lists_every_metric_the_hub_and_worker_export() -> None:
