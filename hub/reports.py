@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from arq.connections import ArqRedis
 
-from hub import events, keys, scripts
+from hub import events, keys, metrics, scripts
 from hub.config import Settings
 from hub.events import EventLog
 from hub.job import Job, Secret, Status, file_name
@@ -188,6 +188,8 @@ class Jobs:
                 ],
             )
         )
+        if outcome.applied and status is not None and status.ended:
+            metrics.REPORTS_ENDED.labels(status.value.lower(), fields.get("error") or "none").inc()
         if outcome.applied and status is not None and status.ended and self._notifier is not None:
             self._notifier.ended(job, status, fields.get("error"))
         return outcome

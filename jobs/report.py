@@ -20,7 +20,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 from redis.exceptions import RedisError
 
-from hub import events, logs
+from hub import events, logs, metrics
 from hub.job import Job, Secret, Status
 from hub.reports import Jobs, Outcome, now_ms
 from hub.services import Core
@@ -176,6 +176,7 @@ async def _make(services: Services, run: Run, secret: Secret | None) -> None:
         log.warning("report %s: %s; this run's file was removed", job.job_id, outcome.name.lower())
         return
     log.info("report %s made: %d rows, %d bytes", job.job_id, rows, size)
+    metrics.made(rows, size, job.submitted_at)
 
 
 async def generate_report(
@@ -183,7 +184,7 @@ async def generate_report(
 ) -> str:
     """`secret` is a protected report's password, which lives in the arq job's arguments only; `record` is
     the job as the hub first wrote it, to write anew should Redis have lost it."""
-    with logs.bound(jobId=job_id):
+    with logs.bound(jobId=job_id), metrics.WORKER_JOBS_RUNNING.track_inprogress():
         return await _generate(ctx, job_id, secret, record)
 
 

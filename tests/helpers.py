@@ -65,7 +65,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 15) -
 def part_writers_stopped() -> Iterator[None]:
     """This process's part writers stopped (SIGSTOP) as a hung process is, and let go again on leaving:
     a report started meanwhile stays PROCESSING, its worker alive and its slot taken."""
-    writers = [p for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+    writers = [child for child in psutil.Process().children(recursive=True) if _is_part_writer(child)]
     assert writers, "the worker has started its part writers"
     for writer in writers:
         writer.suspend()
@@ -75,6 +75,14 @@ def part_writers_stopped() -> Iterator[None]:
         for writer in writers:
             with contextlib.suppress(psutil.NoSuchProcess):
                 writer.resume()
+
+
+def _is_part_writer(process: psutil.Process) -> bool:
+    """A live part writer (a process an earlier test's worker left may be a zombie, with no command line)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
 
 
 def hub_command(*args: str) -> list[str]:
@@ -94,11 +102,11 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-async def wait_until_ready(base_url: str, within: float = 30) -> None:
+async def wait_until_ready(base_url: str, within: float = 30, probe: str = "/readyz") -> None:
     async with aiohttp.ClientSession() as session, asyncio.timeout(within):
         while True:
             with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(f"{base_url}/readyz") as response:
+                async with session.get(f"{base_url}{probe}") as response:
                     if response.status == 200:
                         return
             await asyncio.sleep(0.1)
