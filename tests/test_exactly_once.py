@@ -10,11 +10,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from hub import keys
 from tests.helpers import MENTOR, Call, eventually, next_event, running_worker
 from tests.proxy import Proxy, script_call
+from tests.scrape import moved, scrape
 
 BATCH = "batch-0001"
 SUBMIT = "/v1/reports/course-progress"
@@ -78,19 +80,25 @@ async def _arq_done(redis: Redis, job_id: str) -> bool:
     return not await redis.exists(*keys.arq_held(job_id))
 
 
-async def test_a_resent_failure_is_one_failure(
-    call: Call, http: aiohttp.ClientSession, socket_url, settings, proxy: Proxy, timeline
+async def test_a_resent_failure_is_one_failure_counted_once(
+    call: Call, http: aiohttp.ClientSession, socket_url, settings, proxy: Proxy, timeline, redis, hub: TestServer
 ) -> None:
+    metrics = str(hub.make_url("/metrics"))  # the worker shares this process's registry
+    before = await scrape(metrics)
     proxy.drop_reply(script_call(b'"report.failed"'))
     async with http.ws_connect(await socket_url()) as ws:
         _, body = await call("POST", SUBMIT, json={"batchId": BATCH})
+        job_id = body["result"]["jobId"]
         with sqlite3.connect(settings.source_url.removeprefix("sqlite:///")) as conn:
             conn.execute("DELETE FROM batches WHERE batch_id = ?", (BATCH,))  # gone before a worker took it
         async with running_worker(settings):
             failed = await next_event(ws, "report.failed")
+            await eventually(lambda: _arq_done(redis, job_id))
     assert proxy.dropped == 1
     assert failed["reason"] == "BATCH_NOT_FOUND"
-    assert (await timeline(body["result"]["jobId"])).count("report.failed") == 1
+    assert (await timeline(job_id)).count("report.failed") == 1
+    ended = {"outcome": "failed", "reason": "BATCH_NOT_FOUND"}
+    assert moved(before, await scrape(metrics), "hub_reports_ended_total", **ended) == 1
 
 
 async def test_a_job_whose_record_was_lost_still_ends_once(
