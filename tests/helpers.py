@@ -8,11 +8,12 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 from arq.worker import Worker
 
 from hub.config import Settings
@@ -48,6 +49,40 @@ async def next_event(ws: aiohttp.ClientWebSocketResponse, event_type: str, withi
             frame = await ws.receive_json()
             if frame["type"] == event_type:
                 return frame
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 15) -> None:
+    """Waits for a state no event announces (a job taken by a worker, a worker started), looking again
+    every few milliseconds."""
+    async with asyncio.timeout(within):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.02)
+
+
+@contextlib.contextmanager
+def part_writers_stopped() -> Iterator[None]:
+    """This process's part writers stopped (SIGSTOP) as a hung process is, and let go again on leaving:
+    a report started meanwhile stays PROCESSING, its worker alive and its slot taken."""
+    writers = [child for child in psutil.Process().children(recursive=True) if _is_part_writer(child)]
+    assert writers, "the worker has started its part writers"
+    for writer in writers:
+        writer.suspend()
+    try:
+        yield
+    finally:
+        for writer in writers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                writer.resume()
+
+
+def _is_part_writer(process: psutil.Process) -> bool:
+    """A live part writer (a process an earlier test's worker left may be a zombie, with no command line)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
 
 
 def hub_command(*args: str) -> list[str]:
