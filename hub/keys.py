@@ -81,6 +81,15 @@ def connections(user_id: str) -> str:
     return f"{PREFIX}connections:{_part(user_id)}"
 
 
+def told(click_id: str) -> str:
+    """Exists once a click has been told its report is already being made, so a re-sent call tells it once."""
+    return f"{PREFIX}told:{_part(click_id)}"
+
+
+# arq's queue (a sorted set of job ids, by when each is due): where a job that no worker has taken waits.
+ARQ_QUEUE = arq.constants.default_queue_name
+
+
 def arq_held(job_id: str) -> tuple[str, str]:
     """arq's own keys for a job it has queued or is running: while either exists, arq still holds it."""
     return arq.constants.job_key_prefix + job_id, arq.constants.in_progress_key_prefix + job_id

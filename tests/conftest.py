@@ -38,6 +38,7 @@ from tests.helpers import (
     running_worker,
 )
 from tests.node_tools import node_tools as install_node_tools
+from tests.proxy import Proxy
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +58,16 @@ def valkey_server(tmp_path: Path) -> Iterator[ValkeyServer]:
     yield server
     if server.is_running():
         server.stop()
+
+
+@pytest.fixture
+async def proxy(redis_server: str) -> AsyncIterator[Proxy]:
+    """A proxy in front of the test's Redis that can drop a command's reply or refuse it (`tests/proxy.py`);
+    a test module routes the hub and worker through it with `REDIS_URL=proxy.url`."""
+    carrier = Proxy(redis_server)
+    await carrier.start()
+    yield carrier
+    await carrier.close()
 
 
 @pytest.fixture
@@ -115,6 +126,29 @@ async def hub(settings: Settings, redis: Redis, batch: dict[str, Any]) -> AsyncI
 async def worker(settings: Settings, redis: Redis) -> AsyncIterator[Worker]:
     async with running_worker(settings) as running:
         yield running
+
+
+@pytest.fixture
+def job_status(call: Call) -> Callable[..., Any]:
+    """`await job_status(job_id)`: the job's status as its requester reads it."""
+
+    async def read(job_id: str) -> str:
+        _, body = await call("GET", f"/v1/reports/jobs/{job_id}")
+        return body["result"]["status"]
+
+    return read
+
+
+@pytest.fixture
+def timeline(call: Call, token: Callable[..., str]) -> Callable[..., Any]:
+    """`await timeline(job_id)`: the types of the job's events, oldest first, as support reads them."""
+
+    async def read(job_id: str) -> list[str]:
+        headers = {"Authorization": f"Bearer {token('support-0001', 'SUPPORT')}"}
+        _, body = await call("GET", f"/v1/support/jobs/{job_id}/events", user=None, headers=headers)
+        return [event["type"] for event in body["result"]["events"]]
+
+    return read
 
 
 @pytest.fixture

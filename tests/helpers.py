@@ -9,11 +9,12 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest
 from arq.worker import Worker
 
@@ -76,6 +77,40 @@ async def next_event(ws: aiohttp.ClientWebSocketResponse, event_type: str, withi
                 return frame
 
 
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 15) -> None:
+    """Waits for a state no event announces (a job taken by a worker, a worker started), looking again
+    every few milliseconds."""
+    async with asyncio.timeout(within):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.02)
+
+
+@contextlib.contextmanager
+def part_writers_stopped() -> Iterator[None]:
+    """This process's part writers stopped (SIGSTOP) as a hung process is, and let go again on leaving:
+    a report started meanwhile stays PROCESSING, its worker alive and its slot taken."""
+    writers = [child for child in psutil.Process().children(recursive=True) if _is_part_writer(child)]
+    assert writers, "the worker has started its part writers"
+    for writer in writers:
+        writer.suspend()
+    try:
+        yield
+    finally:
+        for writer in writers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                writer.resume()
+
+
+def _is_part_writer(process: psutil.Process) -> bool:
+    """A live part writer (a process an earlier test's worker left may be a zombie, with no command line)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+
+
 def hub_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "hub", *args]
 
@@ -93,11 +128,11 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-async def wait_until_ready(base_url: str, within: float = 30) -> None:
+async def wait_until_ready(base_url: str, within: float = 30, probe: str = "/readyz") -> None:
     async with aiohttp.ClientSession() as session, asyncio.timeout(within):
         while True:
             with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(f"{base_url}/readyz") as response:
+                async with session.get(f"{base_url}{probe}") as response:
                     if response.status == 200:
                         return
             await asyncio.sleep(0.1)

@@ -525,7 +525,7 @@ async function onDownloadClick() {
 // ---- progress bar --------------------------------------------------------------------------------
 
 /** @param percent 0-100, or null to keep the current value (e.g. we only learnt a job is running) */
-function showProgress(jobId, percent, { rows, total } = {}) {
+function showProgress(jobId, percent, { rows, total, queued, position } = {}) {
   if (state.finishedJobs.has(jobId)) return;
   const bar = $('progress-bar');
   const sameJob = bar.dataset.jobId === jobId;
@@ -536,7 +536,9 @@ function showProgress(jobId, percent, { rows, total } = {}) {
   bar.setAttribute('aria-valuenow', String(value));
   bar.setAttribute('aria-valuetext', `${value}%`);
   $('progress-fill').style.setProperty('--value', String(value / 100));
-  $('progress-label').textContent = Number.isFinite(total) && total > 0
+  $('progress-label').textContent = queued
+    ? `Waiting for a free worker: number ${formatCount(position)} in the queue…`
+    : Number.isFinite(total) && total > 0
     ? `Making the report… ${formatCount(rows)} of ${formatCount(total)} participants (${value}%)`
     : value > 0 ? `Making the report… ${value}%` : 'Preparing report…';
   $('report-progress').hidden = false;

@@ -28,6 +28,12 @@ export interface ReportProgressEvent extends HubEventBase {
   total: number;
   /** 0-100. */
   percent: number;
+  /** Set while the job waits for a free worker (every worker busy); then `position` and `promisedBy` too. */
+  queued?: boolean;
+  /** Its place among the jobs no worker has taken yet, 1 for next. */
+  position?: number;
+  /** ISO 8601 instant by which the report is promised (the click's time plus the promise for its size). */
+  promisedBy?: string;
 }
 
 export interface ReportCompletedEvent extends HubEventBase {
@@ -42,7 +48,7 @@ export interface ReportCompletedEvent extends HubEventBase {
 
 export interface ReportFailedEvent extends HubEventBase {
   type: 'report.failed';
-  /** A code, such as `NO_WORKER` or `REPORT_TIMEOUT`. */
+  /** A code, such as `SOURCE_ERROR`, `TIMED_OUT`, `WORKER_LOST` or `NO_WORKER`. */
   reason: string;
 }
 

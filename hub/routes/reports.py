@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from hub import errors, ids
+from hub import errors, ids, metrics
 from hub.access import batch_for, visible_batches
 from hub.envelope import json_object, optional_string, string_field
 from hub.exhaust import MAX_KEY_LENGTH
@@ -42,28 +42,29 @@ async def start_report(hub: Hub, who: Principal, batch: Batch, password: str | N
         submission = await hub.jobs.submit(who.user_id, batch.batch_id, batch.course_id, protected=password is not None)
         if submission.created:
             break
-        if await announce_duplicate(hub, who, submission.job_id, batch.batch_id):
+        if await announce_duplicate(hub, who, submission.job_id, batch.batch_id, submission.click):
             raise errors.DOWNLOAD_IN_PROGRESS({"jobId": submission.job_id})
     else:
         raise errors.NOT_STARTED()
     try:
-        await hub.jobs.enqueue(submission.job_id, password)
+        await hub.jobs.enqueue(submission.job, password)
     except Exception:
-        log.exception("could not enqueue report job %s", submission.job_id)
-        job = await hub.jobs.get(submission.job_id)
-        if job:
-            await hub.jobs.fail(job, "ENQUEUE_FAILED")
-        raise errors.NOT_STARTED() from None
-    hub.metrics.requests.labels("submitted").inc()
+        if await hub.jobs.queued(submission.job_id):  # queued after all: only the reply was lost
+            log.warning("report job %s: enqueue answered with an error, but arq holds the job", submission.job_id)
+        else:
+            log.exception("could not enqueue report job %s", submission.job_id)
+            await hub.jobs.fail(submission.job, "ENQUEUE_FAILED")
+            raise errors.NOT_STARTED() from None
+    metrics.REPORT_REQUESTS.labels("submitted").inc()
     return submission.job_id
 
 
-async def announce_duplicate(hub: Hub, who: Principal, job_id: str, batch_id: str) -> bool:
+async def announce_duplicate(hub: Hub, who: Principal, job_id: str, batch_id: str, click: str | None = None) -> bool:
     """Tells every open tab of the caller that the report they asked for again is still being made; False
     when it has ended in the meantime (nothing is said: a duplicate never follows a job's end)."""
-    told = await hub.jobs.tell_duplicate(who.user_id, batch_id, job_id)
+    told = await hub.jobs.tell_duplicate(who.user_id, batch_id, job_id, click)
     if told:
-        hub.metrics.requests.labels("duplicate").inc()
+        metrics.REPORT_REQUESTS.labels("duplicate").inc()
     return told
 
 

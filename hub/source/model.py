@@ -25,17 +25,22 @@ class SourceUnavailable(SourceError):
     Worth another try, where a missing table or a malformed URL is not."""
 
 
-async def retrying(attempt: Callable[[], Awaitable[T]], deadline: float, what: str) -> T:
-    """Runs `attempt` again, after a growing pause, while the source is only unavailable and the next
-    try would still start before `deadline` (the event loop's clock): a PostgreSQL restart costs a
-    report a few seconds instead of the report. The pause is jittered so that the workers of a fleet
-    do not all come back to a restarted server in the same instant."""
+async def retrying(
+    attempt: Callable[[], Awaitable[T]],
+    deadline: float,
+    what: str,
+    transient: tuple[type[BaseException], ...] = (SourceUnavailable,),
+) -> T:
+    """Runs `attempt` again, after a growing pause, while it fails with a `transient` error (by default: the
+    source is only unavailable) and the next try would still start before `deadline` (the event loop's
+    clock): a PostgreSQL restart costs a report a few seconds instead of the report. The pause is jittered
+    so that the workers of a fleet do not all come back to a restarted server in the same instant."""
     loop = asyncio.get_running_loop()
     pause = FIRST_RETRY
     while True:
         try:
             return await attempt()
-        except SourceUnavailable as exc:
+        except transient as exc:
             wait = pause * random.uniform(0.5, 1.0)
             if loop.time() + wait >= deadline:
                 raise

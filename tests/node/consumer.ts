@@ -44,7 +44,7 @@ function show(event: HubEvent): string {
     case 'report.failed':
       return event.reason;
     case 'report.progress':
-      return `${event.percent}% ${event.rows}/${event.total}`;
+      return event.queued ? `#${event.position ?? 0} by ${event.promisedBy ?? ''}` : `${event.percent}% ${event.rows}/${event.total}`;
     case 'report.submitted':
     case 'report.duplicate':
       return `${event.message ?? ''} ${event.messageKey ?? ''} ${event.ref ?? ''} ${event.replayed ?? false}`;
