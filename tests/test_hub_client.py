@@ -333,3 +333,22 @@ async def test_the_client_emits_one_ending_per_job_whatever_the_log_holds(
     )
     assert endings == [ready["id"]]
     assert (await shown_ids(page))[-1] == marker
+
+
+async def test_an_ending_support_replays_is_emitted_again(
+    open_harness, hub: TestServer, token, call: Call, settings: Settings
+) -> None:
+    page = await open_harness(origin_of(hub))
+    await start_client(page, [token()])
+    _, submitted = await call("POST", SUBMIT, json={"batchId": BATCH})
+    async with running_worker(settings):
+        ready = await wait_for_event(page, "report.completed")
+
+    support = {"Authorization": f"Bearer {token('support-1', 'SUPPORT')}"}
+    job = submitted["result"]["jobId"]
+    status, _ = await call("POST", f"/v1/support/jobs/{job}/replay", user=None, headers=support)
+    assert status == 200
+    await page.wait_for_function("() => events.some((e) => e.replayed)")
+    endings = await page.evaluate("() => events.filter((e) => e.type === 'report.completed')")
+    assert endings[0]["id"] == ready["id"]
+    assert [e.get("replayed") for e in endings] == [None, True]

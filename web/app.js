@@ -258,8 +258,9 @@ function onHubEvent(event) {
     case 'report.completed':
     case 'report.failed':
       // A job ends once for the mentor, whatever the log holds (say a completion and a failure, or an
-      // ending stored again after a Redis failover): the first ending shown stays.
-      if (state.finishedJobs.has(event.jobId)) return;
+      // ending stored again after a Redis failover): the first ending shown stays, unless support
+      // pushed it again on purpose.
+      if (state.finishedJobs.has(event.jobId) && !event.replayed) return;
       state.finishedJobs.add(event.jobId);
       showEventToast(event);
       if (forThisBatch) resetProgress();

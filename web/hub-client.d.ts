@@ -14,7 +14,7 @@ interface HubEventBase {
   messageKey?: string;
   /** The job's short reference, for the person to quote to support. */
   ref?: string;
-  /** Set when support pushed the event again. */
+  /** Set when support pushed the event again on purpose (such an ending is emitted even after the first). */
   replayed?: boolean;
 }
 

@@ -728,10 +728,11 @@ export class HubClient extends Emitter {
 
   /**
    * A job ends once for the person, whatever the log holds (a completion and a failure of one job, or
-   * an ending stored again after a Redis failover): the first ending seen counts, by any tab.
+   * an ending stored again after a Redis failover): the first ending seen counts, by any tab. An ending
+   * support pushed again on purpose (`replayed`) is shown: telling the person again is what it is for.
    */
   _firstEnding(event) {
-    if (ENDINGS.indexOf(event.type) < 0 || !event.jobId) return true;
+    if (ENDINGS.indexOf(event.type) < 0 || !event.jobId || event.replayed) return true;
     let shared = {};
     try {
       shared = JSON.parse(readStorage(this._endedKey) || '{}') || {};
