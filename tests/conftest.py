@@ -25,7 +25,7 @@ from hub.embedded import embedded_redis, free_port, valkey
 from hub.identity import mint_token
 from hub.source import Source, open_source
 from hub.source.seed import seed
-from tests.helpers import LINK_SECRET, MENTOR, SECRET, Call, running_worker
+from tests.helpers import LINK_SECRET, MENTOR, SECRET, SUPPORT, Call, running_worker
 
 
 @pytest.fixture(scope="session")
@@ -145,3 +145,14 @@ def socket_url(hub: TestServer, http: aiohttp.ClientSession, token: Callable[...
         return url + (f"&lastEventId={last_event_id}" if last_event_id else "")
 
     return make
+
+
+@pytest.fixture
+def support_call(call: Call, token: Callable[..., str]) -> Call:
+    """`call` as support staff (role SUPPORT)."""
+
+    async def send(method: str, path: str, **kwargs: Any) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token(SUPPORT, 'SUPPORT')}", **kwargs.pop("headers", {})}
+        return await call(method, path, user=None, headers=headers, **kwargs)
+
+    return send
