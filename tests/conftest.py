@@ -56,8 +56,9 @@ async def redis(redis_server: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-def env(redis_server: str, tmp_path: Path) -> dict[str, str]:
-    """The environment a deployment would set; tests change entries before building `settings`."""
+def env(redis_server: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment a deployment would set; tests change entries before building `settings`, or name
+    them with `@pytest.mark.parametrize("env", [{...}], indirect=True)`."""
     port = free_port()
     return {
         "REDIS_URL": redis_server,
@@ -69,6 +70,7 @@ def env(redis_server: str, tmp_path: Path) -> dict[str, str]:
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "TELEMETRY_PATH": str(tmp_path / "telemetry.jsonl"),
         "REPORT_TIMEOUT": "20",
+        **getattr(request, "param", {}),
     }
 
 

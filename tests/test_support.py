@@ -43,12 +43,6 @@ def carries_no_link(answer: dict[str, Any]) -> bool:
 
 
 @pytest.fixture
-def env(env: dict[str, str], request: pytest.FixtureRequest) -> dict[str, str]:
-    """The usual settings, with those a test names changed."""
-    return {**env, **getattr(request, "param", {})}
-
-
-@pytest.fixture
 async def batches(source) -> list[str]:
     """Three more batches of MENTOR's and one of OTHER_MENTOR's, beside `batch-0001`."""
     made = [f"batch-00{n}" for n in (11, 12, 13)]
