@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from hub.job import REF_ALPHABET
+from hub.request import HUB
+from hub.routes.reports import index_for_support
 from hub.source.seed import seed
 from tests.helpers import MENTOR, SUPPORT, Call, next_event
 
@@ -237,3 +239,24 @@ async def test_a_search_with_bad_criteria_is_a_clear_400(support_call: Call, par
     status, body = await support_call("GET", "/v1/support/jobs", params=params)
     assert status == 400, body
     assert body["params"]["status"] == "failed" and body["params"]["errmsg"]
+
+
+async def test_a_search_over_thousands_of_jobs_in_many_batches_reads_only_the_jobs_its_index_names(
+    hub, support_call: Call, redis
+) -> None:
+    services = hub.app[HUB]
+    mentors, made = [f"mentor-{n:03d}" for n in range(41)], {}  # 41 and 400 batches: no pair twice
+    for n in range(2_000):
+        user, batch_id = mentors[n % len(mentors)], f"batch-{n % 400:04d}"
+        submission = await services.jobs.submit(user, batch_id, "do_course_0001")
+        assert submission.created
+        await index_for_support(services, submission.job_id)
+        made.setdefault(user, []).append(submission.job_id)
+    await redis.config_resetstat()
+
+    rows = await found(support_call, userId="mentor-007", limit="100")
+
+    assert [row["jobId"] for row in rows] == made["mentor-007"][::-1]
+    stats = await redis.info("commandstats")
+    assert not {"cmdstat_scan", "cmdstat_keys"} & set(stats)
+    assert stats["cmdstat_hgetall"]["calls"] == len(made["mentor-007"]), "each of the mentor's jobs read once"
