@@ -133,6 +133,16 @@ async def test_refused_clicks_are_shown_beside_the_mentors_jobs(call: Call, supp
     ]
 
 
+@pytest.mark.parametrize("env", [{"RATE_LIMIT": "1"}], indirect=True, ids=["one click a minute"])
+async def test_a_click_over_the_budget_is_shown_as_too_many_requests(call: Call, support_call: Call) -> None:
+    assert (await click(call))[0] == 202
+    assert (await click(call, "batch-9999"))[0] == 429
+    _, mentor = await support_call("GET", "/v1/support/jobs", params={"userId": MENTOR})
+    assert [(c["status"], c["batchId"], c["reason"]) for c in mentor["result"]["refused"]] == [
+        (429, "batch-9999", "too many requests in a minute")
+    ]
+
+
 async def test_the_job_page_shows_the_mentor_connected_and_which_events_reached_a_socket(
     call: Call, support_call: Call, socket_url, http, worker
 ) -> None:

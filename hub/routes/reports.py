@@ -36,8 +36,7 @@ async def submit(request: web.Request) -> Result:
         batch = await batch_for(hub.source, who, string_field(body, "batchId"))
         job_id = await start_report(hub, who, batch, optional_string(body, "encryptionKey", MAX_KEY_LENGTH))
     except HubError as refused:  # support is shown the clicks that made no job (403, 409, 429)
-        batch_id = body.get("batchId")
-        await hub.support.refusals.note(who.user_id, batch_id if isinstance(batch_id, str) else None, refused)
+        await hub.support.refusals.note(who.user_id, body.get("batchId"), refused)
         raise
     return {"jobId": job_id, "ref": job_ref(job_id), "batchId": batch.batch_id, "status": Status.SUBMITTED.value}
 
