@@ -401,6 +401,7 @@ async def test_support_finds_the_mentors_jobs_reads_them_and_puts_them_right_in_
         told = await ready_toast.get_attribute("data-event-id")
         await confirm(console, "replay")
         await expect(console.locator("#action-result")).to_contain_text("Sent again")
+        await expect(console.locator("#timeline li", has_text="(sent again by support)")).to_have_count(1)
         await expect(ready_toast).not_to_have_attribute("data-event-id", told or "")
         await expect(ready_toast.get_by_role("link", name="Save file")).to_have_count(1)
 
@@ -411,9 +412,10 @@ async def test_support_finds_the_mentors_jobs_reads_them_and_puts_them_right_in_
 
     await console.click("#audit-load")
     entries = console.locator("#audit .audit-entry")
-    await expect(entries.first).to_have_attribute("data-action", "rerun")
+    await expect(entries.first).to_have_attribute("data-action", "view")
     actions = [await entry.get_attribute("data-action") for entry in await entries.all()]
-    assert actions == ["rerun", "replay", "view", "search", "search", "search"]
+    # The job's page is read again after each action, to show it in the timeline.
+    assert actions == ["view", "rerun", "view", "replay", "view", "search", "search", "search"]
 
 
 @pytest.mark.parametrize(("name", "width"), [("desktop", 1280), ("phone", 360)], ids=["desktop", "phone"])

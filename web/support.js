@@ -285,6 +285,7 @@
     if (!name || !job) return;
     try {
       var result = await api('/v1/support/jobs/' + encodeURIComponent(job.jobId) + '/' + ACTIONS[name].path, 'POST');
+      await openJob(job.jobId); // the timeline now shows what was just done
       say('action-result', ACTIONS[name].done(result));
       $('action-result').setAttribute('data-new-job-id', result.jobId || '');
     } catch (error) {

@@ -49,6 +49,14 @@ class Query:
             return [keys.support_by_batch(self.batch_id)]
         return [keys.support_by_day(day) for day in range(day_of(self.high), day_of(self.low) - 1, -1)]
 
+    @property
+    def exact(self) -> bool:
+        """Whether every job the index names (and still exists) matches: then a page reads no more jobs than
+        it shows."""
+        return (
+            self.status is None and self.reason is None and sum(map(bool, (self.ref, self.user_id, self.batch_id))) <= 1
+        )
+
     def matches(self, job: Job) -> bool:
         return (
             (self.ref is None or job.ref == self.ref)
@@ -142,7 +150,8 @@ async def search(index: JobIndex, jobs: Jobs, query: Query) -> tuple[list[Job], 
         if query.after and (submitted, job_id) >= query.after:
             continue
         waiting.append((job_id, submitted))
-        if len(waiting) == min(READ_AHEAD, MAX_EXAMINED - examined):
+        wanted = query.limit - len(found) if query.exact else READ_AHEAD
+        if len(waiting) >= min(wanted, MAX_EXAMINED - examined):
             if cursor := await take(waiting):
                 return found, cursor
             waiting = []
