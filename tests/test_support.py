@@ -243,7 +243,8 @@ async def test_a_mentor_cannot_search_read_or_act_as_support(call: Call) -> None
     "params",
     [{"ref": "ABC"}, {"ref": "IIIIOOOO"}, {"from": "yesterday"}, {"from": "2026-02-30"},
      {"from": "2026-11-25", "to": "2026-11-24"}, {"limit": "0"}, {"limit": "1e3"}, {"cursor": "x"},
-     {"status": "DONE"}, {"reason": "no worker"}, {"batchId": "../x"}, {"colour": "red"}],
+     {"status": "DONE"}, {"reason": "no worker"}, {"batchId": "../x"}, {"colour": "red"}, {"to": "9999-12-31"},
+     {"limit": "1" * 5000}],
 )  # fmt: skip
 async def test_a_search_with_bad_criteria_is_a_clear_400(support_call: Call, params: dict[str, str]) -> None:
     status, body = await support_call("GET", "/v1/support/jobs", params=params)
@@ -270,3 +271,9 @@ async def test_a_search_over_thousands_of_jobs_in_many_batches_reads_only_the_jo
     stats = await redis.info("commandstats")
     assert not {"cmdstat_scan", "cmdstat_keys"} & set(stats)
     assert stats["cmdstat_hgetall"]["calls"] == len(made["mentor-007"]), "each of the mentor's jobs read once"
+
+
+@pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "9" * 5000}, {"cursor": "yesterday"}])
+async def test_reading_the_audit_trail_with_bad_paging_is_a_clear_400(support_call: Call, params: dict) -> None:
+    status, body = await support_call("GET", "/v1/support/audit", params=params)
+    assert (status, body["params"]["err"]) == (400, "INVALID_REQUEST")

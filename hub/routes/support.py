@@ -147,11 +147,9 @@ async def rerun(request: web.Request) -> Result:
 async def audit(request: web.Request) -> Result:
     await _support(request)
     hub = hub_of(request)
-    limit = request.query.get("limit") or str(AUDIT_LIMIT)
-    if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_AUDIT_LIMIT):
-        raise errors.INVALID_SEARCH(detail=f"'limit' must be a whole number from 1 to {MAX_AUDIT_LIMIT}.")
+    limit = job_search.page_limit(request.query.get("limit"), AUDIT_LIMIT, MAX_AUDIT_LIMIT)
     cursor = request.query.get("cursor") or None
     if cursor is not None and not ids.EVENT_ID.fullmatch(cursor):
         raise errors.INVALID_SEARCH(detail="'cursor' must be one this list gave out.")
-    entries, after = await hub.support.audit.page(int(limit), cursor)
+    entries, after = await hub.support.audit.page(limit, cursor)
     return {"entries": entries, "cursor": after}

@@ -82,10 +82,18 @@ def normal_ref(value: str) -> str:
 def day_bound(value: str, name: str, zone: ZoneInfo, end: bool) -> int:
     try:
         day = date.fromisoformat(value)
-    except ValueError:
+        start = datetime.combine(day + timedelta(days=1) if end else day, time(), zone)
+    except (ValueError, OverflowError):  # not a day; the last day there is
         raise bad(f"'{name}' must be a day, like 2026-11-24.") from None
-    start = datetime.combine(day + timedelta(days=1) if end else day, time(), zone)
     return int(start.timestamp() * 1000) - (1 if end else 0)
+
+
+def page_limit(value: str | None, default: int, maximum: int) -> int:
+    """How many rows a page may have, as asked in a query (a few digits: `int` refuses thousands of them)."""
+    limit = value or str(default)
+    if not (len(limit) <= len(str(maximum)) and limit.isascii() and limit.isdigit() and 1 <= int(limit) <= maximum):
+        raise bad(f"'limit' must be a whole number from 1 to {maximum}.")
+    return int(limit)
 
 
 def parse(query: Mapping[str, str], zone: ZoneInfo, now_ms: int, kept_ms: int) -> Query:
@@ -103,9 +111,6 @@ def parse(query: Mapping[str, str], zone: ZoneInfo, now_ms: int, kept_ms: int) -
     reason = query.get("reason") or None
     if reason is not None and not REASON.fullmatch(reason):
         raise bad("'reason' must be a failure code, like NO_WORKER.")
-    limit = query.get("limit") or str(DEFAULT_LIMIT)
-    if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_LIMIT):
-        raise bad(f"'limit' must be a whole number from 1 to {MAX_LIMIT}.")
     cursor = query.get("cursor") or None
     after = CURSOR.fullmatch(cursor) if cursor else None
     if cursor and after is None:
@@ -124,7 +129,7 @@ def parse(query: Mapping[str, str], zone: ZoneInfo, now_ms: int, kept_ms: int) -
         high=high,
         status=Status(status) if status else None,
         reason=reason,
-        limit=int(limit),
+        limit=page_limit(query.get("limit"), DEFAULT_LIMIT, MAX_LIMIT),
         after=(int(after.group(1)), after.group(2)) if after else None,
     )
 
