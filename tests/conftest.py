@@ -25,7 +25,7 @@ from hub.embedded import embedded_redis, free_port, valkey
 from hub.identity import mint_token
 from hub.source import Source, open_source
 from hub.source.seed import seed
-from tests.helpers import LINK_SECRET, MENTOR, SECRET, Call, running_worker
+from tests.helpers import LINK_SECRET, MENTOR, SECRET, SUPPORT, Call, running_worker
 from tests.proxy import Proxy
 
 
@@ -67,8 +67,9 @@ async def redis(redis_server: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-def env(redis_server: str, tmp_path: Path) -> dict[str, str]:
-    """The environment a deployment would set; tests change entries before building `settings`."""
+def env(redis_server: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment a deployment would set; tests change entries before building `settings`, or name
+    them with `@pytest.mark.parametrize("env", [{...}], indirect=True)`."""
     port = free_port()
     return {
         "REDIS_URL": redis_server,
@@ -80,6 +81,7 @@ def env(redis_server: str, tmp_path: Path) -> dict[str, str]:
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "TELEMETRY_PATH": str(tmp_path / "telemetry.jsonl"),
         "REPORT_TIMEOUT": "20",
+        **getattr(request, "param", {}),
     }
 
 
@@ -179,3 +181,14 @@ def socket_url(hub: TestServer, http: aiohttp.ClientSession, token: Callable[...
         return url + (f"&lastEventId={last_event_id}" if last_event_id else "")
 
     return make
+
+
+@pytest.fixture
+def support_call(call: Call, token: Callable[..., str]) -> Call:
+    """`call` as support staff (role SUPPORT)."""
+
+    async def send(method: str, path: str, **kwargs: Any) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token(SUPPORT, 'SUPPORT')}", **kwargs.pop("headers", {})}
+        return await call(method, path, user=None, headers=headers, **kwargs)
+
+    return send

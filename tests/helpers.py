@@ -22,6 +22,7 @@ from jobs.worker import create_worker
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 LINK_SECRET = "test-link-secret-no-token-can-be-signed-with"
 MENTOR = "mentor-0001"
+SUPPORT = "support-0001"
 
 # `await call("POST", path, json=..., user=...)` -> (status, envelope); see the `call` fixture.
 Call = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
