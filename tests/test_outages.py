@@ -118,16 +118,18 @@ async def test_a_worker_outlives_a_redis_outage_and_takes_jobs_when_it_is_back(
 
 
 async def test_while_redis_is_away_calls_answer_503_with_retry_after_promptly(
-    call: Call, http: aiohttp.ClientSession, valkey_server: ValkeyServer
+    http: aiohttp.ClientSession, token, valkey_server: ValkeyServer
 ) -> None:
     valkey_server.stop()
     started = time.monotonic()
-    status, body = await call("POST", SUBMIT, json={"batchId": BATCH})
+    async with http.post(SUBMIT, json={"batchId": BATCH}, headers={"Authorization": f"Bearer {token()}"}) as response:
+        status, body, retry_after = response.status, await response.json(), response.headers.get("Retry-After")
     took = time.monotonic() - started
     async with http.get("/readyz") as ready:
         readiness = ready.status
     valkey_server.start()
     assert (status, body["params"]["err"], body["responseCode"]) == (503, "SERVICE_UNAVAILABLE", "SERVER_ERROR")
+    assert retry_after is not None and int(retry_after) > 0
     assert took < 2
     assert readiness == 503
 
@@ -142,6 +144,32 @@ async def test_the_503_while_redis_is_away_says_when_to_retry(
     finally:
         valkey_server.start()
     assert status == 503
+    assert retry_after is not None and int(retry_after) > 0
+
+
+EXHAUST_CALLS = [
+    ("POST", "/dataset/v1/request/submit", {"request": {"tag": "t", "dataset": "progress-exhaust",
+                                                        "datasetConfig": {"batchId": BATCH}}}),
+    ("GET", "/dataset/v1/request/read/t?requestId=0123456789ABCDEF", None),
+    ("GET", "/dataset/v1/request/list/t", None),
+    ("POST", "/dataset/v1/request/search", {"request": {"filters": {"dataset": "progress-exhaust"}}}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "body"), EXHAUST_CALLS, ids=[p.split("?")[0] for _, p, _ in EXHAUST_CALLS])
+async def test_while_redis_is_away_the_data_exhaust_api_answers_503_with_retry_after(
+    http: aiohttp.ClientSession, token, valkey_server: ValkeyServer, method: str, path: str, body: Any
+) -> None:
+    """In the analytics service's envelope, as the portal reads it, and never a 500."""
+    valkey_server.stop()
+    try:
+        headers = {"Authorization": f"Bearer {token()}", "X-Channel-Id": "channel-1"}
+        async with http.request(method, path, json=body, headers=headers) as response:
+            status, answer, retry_after = response.status, await response.json(), response.headers.get("Retry-After")
+    finally:
+        valkey_server.start()
+    assert (status, answer["responseCode"], answer["params"]["status"]) == (503, "SERVER_ERROR", "failed")
+    assert answer["id"].startswith("ekstep.analytics.dataset.request.")
     assert retry_after is not None and int(retry_after) > 0
 
 
