@@ -33,6 +33,7 @@ from tests.helpers import (
     MENTOR,
     Call,
     SilentProxy,
+    job_status,
     libfaketime,
     next_event,
     running_worker,
@@ -71,15 +72,6 @@ async def own_redis(env: dict[str, str]) -> Any:
 @pytest.fixture
 async def big_batch(source) -> None:
     await seed(source, 120_000, batch_id=BIG, course_id="do_course_0001", mentor_id=MENTOR, progress=None)
-
-
-async def job_status(call: Call, job_id: str, wanted: str, within: float) -> dict[str, Any]:
-    async with asyncio.timeout(within):
-        while True:
-            status, body = await call("GET", f"/v1/reports/jobs/{job_id}")
-            if status == 200 and body["result"]["status"] == wanted:
-                return body["result"]
-            await asyncio.sleep(0.2)
 
 
 async def click_until_accepted(call: Call, batch_id: str, pause: float) -> dict[str, Any]:
@@ -300,9 +292,9 @@ async def test_sigterm_drains_sockets_with_1001_and_exits_0_while_clients_resume
                 async with session.post(SUBMIT, json={"batchId": BATCH}, headers=headers) as clicked:
                     assert clicked.status == 202
                 submitted = await next_event(ws, "report.submitted")
-                body_sent = asyncio.Event()
-                in_flight = asyncio.create_task(slow_click(session, headers, body_sent))
-                await asyncio.sleep(0.3)  # the slow click is being answered
+                answering, body_sent = asyncio.Event(), asyncio.Event()
+                in_flight = asyncio.create_task(slow_click(session, headers, answering, body_sent))
+                await asyncio.wait_for(answering.wait(), 10)
                 server.send_signal(signal.SIGTERM)
                 closing = await ws.receive(timeout=5)
                 ended = await asyncio.wait_for(stream.content.read(), 10)
@@ -335,16 +327,22 @@ async def ticket_for(session: aiohttp.ClientSession, headers: dict[str, str]) ->
         return (await response.json())["result"]["ticket"]
 
 
-async def slow_click(session: aiohttp.ClientSession, headers: dict[str, str], body_sent: asyncio.Event) -> int:
-    """A click whose body arrives only when `body_sent` is set: a request in flight while the hub drains."""
+async def slow_click(
+    session: aiohttp.ClientSession, headers: dict[str, str], answering: asyncio.Event, body_sent: asyncio.Event
+) -> int:
+    """A click whose body arrives only when `body_sent` is set: a request in flight while the hub drains.
+    It asks `Expect: 100-continue`, so its body is read only once the hub has taken the request up and said
+    to go on: `answering` is set then."""
 
     async def body() -> Any:
+        answering.set()
         yield b'{"batchId": '
         await body_sent.wait()
         yield f'"{BATCH}"}}'.encode()
 
-    async with session.post(SUBMIT, data=body(), headers={**headers, "Content-Type": "application/json"}) as r:
-        return r.status
+    json_headers = {**headers, "Content-Type": "application/json"}
+    async with session.post(SUBMIT, data=body(), headers=json_headers, expect100=True) as response:
+        return response.status
 
 
 async def ticket_refused(session: aiohttp.ClientSession, headers: dict[str, str]) -> int:

@@ -17,7 +17,7 @@ from arq.worker import Worker
 from hub import keys
 from hub.config import Settings
 from hub.source.seed import seed
-from tests.helpers import MENTOR, Call, next_event, running_worker
+from tests.helpers import MENTOR, Call, next_event, running_worker, worker_started
 
 BATCH = "batch-0001"
 FAILED_MESSAGE = "Download has failed. Please try again after sometime"
@@ -88,8 +88,8 @@ async def test_a_source_file_that_vanishes_fails_the_report_instead_of_hanging(
         sqlite3.connect(copy) as dst,
     ):
         original.backup(dst)
-    async with running_worker(settings.with_(source_url=f"sqlite:///{copy}")):
-        await asyncio.sleep(0.3)
+    async with running_worker(settings.with_(source_url=f"sqlite:///{copy}")) as started:
+        await worker_started(started)
         copy.unlink()
         async with http.ws_connect(await socket_url()) as ws:
             status, _ = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
