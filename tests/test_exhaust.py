@@ -69,8 +69,10 @@ def gateway_headers(user: str, user_token: str) -> dict[str, str]:
 
 @pytest.fixture
 def env(env: dict[str, str], request: pytest.FixtureRequest) -> dict[str, str]:
-    """A test changes settings with `@pytest.mark.parametrize("env", [{...}], indirect=True)`."""
-    return {**env, **getattr(request, "param", {})}
+    """A test changes settings with `@pytest.mark.parametrize("env", [{...}], indirect=True)`; a value that
+    is a function is called as the test starts (not when tests are collected, minutes earlier)."""
+    changes = getattr(request, "param", {})
+    return {**env, **{name: value() if callable(value) else value for name, value in changes.items()}}
 
 
 @pytest.mark.parametrize(
@@ -272,7 +274,7 @@ def sunbird_request_id(*parts: str) -> str:
     return hashlib.md5("|".join(parts).encode(), usedforsecurity=False).hexdigest().upper()
 
 
-@pytest.mark.parametrize("env", [{"REPORT_TIMEZONE": zone_on_another_day()}], indirect=True)
+@pytest.mark.parametrize("env", [{"REPORT_TIMEZONE": zone_on_another_day}], indirect=True)
 @pytest.mark.parametrize("config", [{"batchId": BATCH}, {"batchId": BATCH, "type": "progress-exhaust"}])
 async def test_the_request_id_is_sunbirds_for_the_day_in_the_reports_zone(
     portal: Portal, settings: Settings, config: dict[str, str]
