@@ -10,7 +10,6 @@ import contextlib
 import csv
 import io
 import os
-import shutil
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -26,6 +25,7 @@ from hub.source.postgres import PostgresSource
 from hub.source.schema import LAST_KEY, TABLES
 from hub.source.sqlite import SqliteSource
 from tests import pg_cluster
+from tests.helpers import libfaketime
 
 postgres_server = pg_cluster.postgres_server
 pg_url = pg_cluster.pg_url
@@ -182,9 +182,10 @@ async def test_a_click_at_20_00_utc_is_named_by_the_next_day_in_india(
     now = datetime.now(UTC)
     click = next_evening_utc(now)
     ahead = int((click - now).total_seconds())
-    command = [shutil.which("faketime") or "faketime", "-f", f"+{ahead}s", sys.executable, "-m", "hub", "serve"]
+    # libfaketime preloaded into the hub itself: the `faketime` command would leave it running when killed.
+    clock = {"LD_PRELOAD": libfaketime(), "FAKETIME": f"+{ahead}s", "TZ": "UTC"}
     server = await asyncio.create_subprocess_exec(
-        *command, env={**os.environ, **env, "TZ": "UTC"}, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable, "-m", "hub", "serve", env={**os.environ, **env, **clock}, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     headers = {"Authorization": f"Bearer {token(ttl=ahead + 3600)}"}
