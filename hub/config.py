@@ -36,6 +36,7 @@ class ConfigError(Exception):
 
 # What start-up says when a service a setting names does not answer (the detail follows).
 REDIS_UNREACHABLE = "REDIS_URL cannot be reached: {}"
+REDIS_TOO_OLD = "REDIS_URL names Redis {}; the hub needs Redis 7.0 or newer (or Valkey)"
 SOURCE_UNREADABLE = "SOURCE_URL cannot be read: {}"
 STORAGE_UNUSABLE = "STORAGE_URL cannot be used: {}"
 # Sunbird's on-demand reports are open to these roles; REPORT_ROLES replaces the list.

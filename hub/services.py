@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from arq.connections import ArqRedis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from hub.bus import Bus
 from hub.config import (
+    REDIS_TOO_OLD,
     REDIS_UNREACHABLE,
     SOURCE_UNREADABLE,
     STORAGE_UNUSABLE,
@@ -100,8 +101,26 @@ async def connect(settings: Settings) -> ArqRedis:
     return redis
 
 
+# XINFO STREAM's `entries-added`, which tells the event log whether a resuming client missed events, and
+# the Lua scripts' commands are Redis 7's.
+MIN_REDIS_VERSION = (7, 0)
+
+
+async def require_redis_version(redis: ArqRedis) -> None:
+    """Stops a process started on an older Redis at once, rather than at the first resuming client. A
+    server that does not answer INFO (some managed ones rename it) is taken at its word."""
+    try:
+        version = str((await redis.info("server")).get("redis_version", ""))
+    except ResponseError:
+        return
+    numbers = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if numbers < MIN_REDIS_VERSION:
+        raise ConfigError(REDIS_TOO_OLD.format(version or "of an unknown version"))
+
+
 async def open_core(settings: Settings, redis: ArqRedis) -> Core:
-    """The shared services, with the source and the storage each checked once."""
+    """The shared services, with Redis's version, the source and the storage each checked once."""
+    await require_redis_version(redis)
     source = open_source(settings.source_url, settings.source_timeout)
     try:
         await source.check()

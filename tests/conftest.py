@@ -8,6 +8,7 @@ is flushed before every test.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,18 @@ from hub.source import Source, open_source
 from hub.source.seed import seed
 from tests.helpers import LINK_SECRET, MENTOR, SECRET, SUPPORT, Call, running_worker
 from tests.proxy import Proxy
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """A test that did not run proves nothing: say so loudly, with why, rather than in the count alone
+    (without Chromium the browser tests skip; CI=1 makes that a failure instead)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons = Counter(str(report.longrepr[-1]).removeprefix("Skipped: ") for report in skipped)
+    terminalreporter.write_sep("!", f"{len(skipped)} TESTS DID NOT RUN", red=True, bold=True)
+    for reason, count in reasons.most_common():
+        terminalreporter.write_line(f"{count:>4} not run: {reason}", red=True, bold=True)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,8 @@ from hub.source.schema import (
     csv_text,
     csv_writer,
     part_offsets,
+    real_day,
+    warn_undated,
 )
 
 T = TypeVar("T")
@@ -82,7 +84,7 @@ def day(expr: str, zone: ZoneInfo | None) -> str:
     if zone is not None:
         instant_day = f"strftime('%d/%m/%Y', {expr}, {_shift(f'datetime({expr})', *offset_changes(zone))})"
         on_its_day = f"CASE WHEN {WITH_OFFSET.format(expr)} THEN {instant_day} ELSE {on_its_day} END"
-    return f"CASE WHEN {expr} GLOB '{ISO_DATE}' THEN {on_its_day} END"
+    return f"CASE WHEN {expr} GLOB '{ISO_DATE}' AND {real_day(expr)} THEN {on_its_day} END"
 
 
 SQL = Queries(param="?{}", char="char", day=day)
@@ -200,6 +202,7 @@ class SqliteSource:
                     writer.writerows(chunk)
                     text.flush()
                     rows += len(chunk)
+            warn_undated(batch_id, conn.execute(SQL.undated, (batch_id, lower, upper)).fetchall())
             return rows
         except sqlite3.Error as exc:
             raise SourceError(f"the SQLite source failed: {exc}") from exc
