@@ -36,6 +36,7 @@ class ConfigError(Exception):
 
 # What start-up says when a service a setting names does not answer (the detail follows).
 REDIS_UNREACHABLE = "REDIS_URL cannot be reached: {}"
+REDIS_TOO_OLD = "REDIS_URL names Redis {}; the hub needs Redis 7.0 or newer (or Valkey)"
 SOURCE_UNREADABLE = "SOURCE_URL cannot be read: {}"
 STORAGE_UNUSABLE = "STORAGE_URL cannot be used: {}"
 # Sunbird's on-demand reports are open to these roles; REPORT_ROLES replaces the list.
@@ -43,6 +44,7 @@ REPORT_ROLES = frozenset({"ORG_ADMIN", "REPORT_ADMIN", "COURSE_ADMIN"})
 # A job's records (its hash and timeline, the user's event log) outlive its report file by this much, so
 # whoever comes back just after the file was deleted is told the report expired, not that it never was.
 RECORD_GRACE_SECONDS = 3600
+AUDIT_RETENTION_DEFAULT = 365 * 24 * 3600  # a year: audits look back further than reports are kept
 # REPORT_ZIP_ENCRYPTION's values and libarchive's names for them.
 ZIP_CIPHERS = {"zipcrypto": "zipcrypt", "aes256": "aes256"}
 
@@ -104,6 +106,8 @@ class Settings:
     # Seconds between the frames a quiet socket or stream still gets, which a client can see (its liveness).
     heartbeat_seconds: float = 20.0
     metrics_port: int | None = None  # Prometheus metrics on a port of their own; None: on the public `/metrics`
+    # Seconds the record of what support staff did is kept.
+    audit_retention: int = AUDIT_RETENTION_DEFAULT
 
     @property
     def records_kept_seconds(self) -> int:
@@ -267,6 +271,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         allowed_origins=origins,
         event_retention=_int(env, "EVENT_RETENTION", 1000),
         report_retention=_int(env, "REPORT_RETENTION", 7 * 24 * 3600),
+        audit_retention=_int(env, "AUDIT_RETENTION", AUDIT_RETENTION_DEFAULT),
         report_timeout=_int(env, "REPORT_TIMEOUT", 300),
         max_tries=_int(env, "REPORT_MAX_TRIES", 3),
         rate_limit=_int(env, "RATE_LIMIT", 120),

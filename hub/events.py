@@ -15,6 +15,7 @@ from redis.exceptions import ResponseError
 
 from hub import errors, keys, metrics, scripts
 from hub.envelope import now_iso
+from hub.job import job_ref
 
 MESSAGES = {
     "report.submitted": "Your download has started. You can continue using the app.",
@@ -37,6 +38,7 @@ def frame_id(frame: str) -> str:
 def draft(event_type: str, job_id: str, batch_id: str, **extra: Any) -> bytes:
     """An event without its id; the id is the stream id Redis gives it when it is stored."""
     event: dict[str, Any] = {"type": event_type, "ts": now_iso(), "jobId": job_id, "batchId": batch_id}
+    event["ref"] = job_ref(job_id)  # what the mentor reads out to support
     if event_type in MESSAGES:
         event["message"] = MESSAGES[event_type]
     event.update(extra)

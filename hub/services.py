@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from arq.connections import ArqRedis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from hub.bus import Bus
 from hub.config import (
+    REDIS_TOO_OLD,
     REDIS_UNREACHABLE,
     SOURCE_UNREADABLE,
     STORAGE_UNUSABLE,
@@ -33,6 +34,7 @@ from hub.readiness import Readiness
 from hub.reports import Jobs
 from hub.source import Source, SourceError, open_source
 from hub.storage import Storage, StorageError
+from hub.support import Support, open_support
 from hub.telemetry import TelemetrySink
 
 
@@ -64,6 +66,7 @@ class Hub(Core):
     telemetry: TelemetrySink
     limits: Limits
     connections: Connections
+    support: Support
     # Set once SIGTERM arrives: /readyz answers 503 and no new socket or stream is opened.
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     # Requests being answered (sockets and streams included), and an event set whenever there are none.
@@ -98,8 +101,26 @@ async def connect(settings: Settings) -> ArqRedis:
     return redis
 
 
+# XINFO STREAM's `entries-added`, which tells the event log whether a resuming client missed events, and
+# the Lua scripts' commands are Redis 7's.
+MIN_REDIS_VERSION = (7, 0)
+
+
+async def require_redis_version(redis: ArqRedis) -> None:
+    """Stops a process started on an older Redis at once, rather than at the first resuming client. A
+    server that does not answer INFO (some managed ones rename it) is taken at its word."""
+    try:
+        version = str((await redis.info("server")).get("redis_version", ""))
+    except ResponseError:
+        return
+    numbers = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if numbers < MIN_REDIS_VERSION:
+        raise ConfigError(REDIS_TOO_OLD.format(version or "of an unknown version"))
+
+
 async def open_core(settings: Settings, redis: ArqRedis) -> Core:
-    """The shared services, with the source and the storage each checked once."""
+    """The shared services, with Redis's version, the source and the storage each checked once."""
+    await require_redis_version(redis)
     source = open_source(settings.source_url, settings.source_timeout)
     try:
         await source.check()
@@ -132,4 +153,5 @@ async def open_hub(settings: Settings) -> Hub:
         telemetry=TelemetrySink(settings),
         limits=Limits(redis, settings),
         connections=Connections(redis, settings),
+        support=open_support(redis, settings, core.jobs.deadline_ms + settings.records_kept_seconds * 1000),
     )

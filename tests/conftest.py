@@ -8,6 +8,7 @@ is flushed before every test.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,25 @@ from tests.helpers import (
     LINK_SECRET,
     MENTOR,
     SECRET,
+    SUPPORT,
     Call,
     chromium_path,
     running_worker,
 )
 from tests.node_tools import node_tools as install_node_tools
 from tests.proxy import Proxy
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """A test that did not run proves nothing: say so loudly, with why, rather than in the count alone
+    (without Chromium the browser tests skip; CI=1 makes that a failure instead)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons = Counter(str(report.longrepr[-1]).removeprefix("Skipped: ") for report in skipped)
+    terminalreporter.write_sep("!", f"{len(skipped)} TESTS DID NOT RUN", red=True, bold=True)
+    for reason, count in reasons.most_common():
+        terminalreporter.write_line(f"{count:>4} not run: {reason}", red=True, bold=True)
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +93,9 @@ async def redis(redis_server: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-def env(redis_server: str, tmp_path: Path) -> dict[str, str]:
-    """The environment a deployment would set; tests change entries before building `settings`."""
+def env(redis_server: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment a deployment would set; tests change entries before building `settings`, or name
+    them with `@pytest.mark.parametrize("env", [{...}], indirect=True)`."""
     port = free_port()
     return {
         "REDIS_URL": redis_server,
@@ -92,6 +107,7 @@ def env(redis_server: str, tmp_path: Path) -> dict[str, str]:
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "TELEMETRY_PATH": str(tmp_path / "telemetry.jsonl"),
         "REPORT_TIMEOUT": "20",
+        **getattr(request, "param", {}),
     }
 
 
@@ -231,3 +247,14 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
 def event_log(redis: Redis, settings: Settings) -> EventLog:
     """The users' event logs as the hub writes them, for a test that puts in what a fault would."""
     return EventLog(redis, settings.event_retention, settings.records_kept_seconds)
+
+
+@pytest.fixture
+def support_call(call: Call, token: Callable[..., str]) -> Call:
+    """`call` as support staff (role SUPPORT)."""
+
+    async def send(method: str, path: str, **kwargs: Any) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token(SUPPORT, 'SUPPORT')}", **kwargs.pop("headers", {})}
+        return await call(method, path, user=None, headers=headers, **kwargs)
+
+    return send

@@ -24,6 +24,7 @@ from jobs.worker import create_worker
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 LINK_SECRET = "test-link-secret-no-token-can-be-signed-with"
 MENTOR = "mentor-0001"
+SUPPORT = "support-0001"
 
 # `await call("POST", path, json=..., user=...)` -> (status, envelope); see the `call` fixture.
 Call = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
@@ -66,6 +67,23 @@ async def running_worker(settings: Settings) -> AsyncIterator[Worker]:
             await task
         with contextlib.suppress(asyncio.CancelledError):  # a job cut short re-raises its cancellation here
             await running.close()
+
+
+async def worker_started(worker: Worker, within: float = 10) -> None:
+    """Until the worker has run its start-up (opened and checked its source and storage)."""
+    async with asyncio.timeout(within):
+        while "services" not in worker.ctx:  # noqa: ASYNC110 (arq sets it, with no event to wait on)
+            await asyncio.sleep(0.01)
+
+
+async def job_status(call: Call, job_id: str, wanted: str, within: float) -> dict[str, Any]:
+    """The job as its requester reads it, once it has the wanted status."""
+    async with asyncio.timeout(within):
+        while True:
+            status, body = await call("GET", f"/v1/reports/jobs/{job_id}")
+            if status == 200 and body["result"]["status"] == wanted:
+                return body["result"]
+            await asyncio.sleep(0.2)
 
 
 async def next_event(ws: aiohttp.ClientWebSocketResponse, event_type: str, within: float = 15) -> dict:

@@ -292,6 +292,7 @@ function showEventToast(event) {
     key: toastKey(event),
     message: event.message || defaultMessage(event.type),
     context: batchLabel(event.batchId),
+    ref: event.ref,
     link: event.type === 'report.completed' ? saveLink(event) : null,
     alert: failed,
     sticky: event.type === 'report.completed',
@@ -331,7 +332,7 @@ function saveLink({ downloadUrl, fileName, jobId, expiresAt }) {
   );
 }
 
-function showToast({ type, id, jobId, key, message, context, link, alert = false, sticky = false }) {
+function showToast({ type, id, jobId, key, message, context, ref, link, alert = false, sticky = false }) {
   const region = $('toasts');
   const toast = h(
     'div',
@@ -343,7 +344,8 @@ function showToast({ type, id, jobId, key, message, context, link, alert = false
       'data-job-id': jobId,
       'data-toast-key': key,
     },
-    h('div', { class: 'toast__body' }, h('p', { class: 'toast__message' }, message), context && h('p', { class: 'toast__context' }, context)),
+    h('div', { class: 'toast__body' }, h('p', { class: 'toast__message' }, message), context && h('p', { class: 'toast__context' }, context),
+      ref && h('p', { class: 'toast__ref' }, 'Reference ', h('span', { class: 'toast__ref-code' }, ref))),
     link && h('div', { class: 'toast__actions' }, link),
     h('button', { type: 'button', class: 'toast__close', 'aria-label': 'Dismiss notification', onclick: () => dismissToast(toast) }, '×'),
   );
@@ -518,7 +520,7 @@ async function onDownloadClick() {
       return;
     }
     const jobId = error.result ? error.result.jobId : undefined;
-    showToast({ type: 'report.duplicate', jobId, key: `duplicate:${jobId}`, message: error.message, context: batchLabel(batch.batchId) });
+    showToast({ type: 'report.duplicate', jobId, key: `duplicate:${jobId}`, message: error.message, context: batchLabel(batch.batchId), ref: error.result && error.result.ref });
     if (jobId && state.batchId === batch.batchId) showProgress(jobId, null);
   }
 }

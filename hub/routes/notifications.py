@@ -95,6 +95,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 async def _pump_websocket(request: web.Request, ws: web.WebSocketResponse, feed: Feed, backlog: list[str]) -> None:
     frames_sent = metrics.EVENTS_DELIVERED.labels("ws")
+    deliveries = hub_of(request).support.deliveries
 
     async def pump() -> None:
         frames = backlog
@@ -103,6 +104,7 @@ async def _pump_websocket(request: web.Request, ws: web.WebSocketResponse, feed:
                 if not await sent(request, ws.send_str(frame)):
                     return
                 frames_sent.inc(frame != HEARTBEAT)
+            await deliveries.count(frames)
             frames = await feed.next()
         if feed.closing:
             await sent(request, ws.close(code=GOING_AWAY, message=b"server going away"))
@@ -154,6 +156,7 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
                 if not await sent(request, response.write(_sse_chunk(frames) or b": ping\n\n")):
                     break
                 frames_sent.inc(len(frames) - frames.count(HEARTBEAT))
+                await hub_of(request).support.deliveries.count(frames)
                 frames = await feed.next()
     return response
 
@@ -164,6 +167,7 @@ async def poll(request: web.Request) -> Result:
     who = await budgeted(request, "read")
     page = await read_page(hub_of(request).events, who.user_id, resume_point(request.query.get("after")), POLL_LIMIT)
     metrics.EVENTS_DELIVERED.labels("poll").inc(len(page.frames))
+    await hub_of(request).support.deliveries.count(page.frames)
     return {
         "events": [orjson.loads(frame) for frame in page.frames],
         "resync": page.resync,

@@ -1,4 +1,5 @@
-"""The course dashboard page: the static files of `web/` (packaged as `hub.web`), no build step."""
+"""The course dashboard page and the support console: the static files of `web/` (packaged as `hub.web`),
+no build step."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ PAGE_FILES = {path.name: path for path in WEB_DIR.iterdir() if path.suffix in ("
 @routes.get("/")
 async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@routes.get("/support")
+async def support_console(request: web.Request) -> web.FileResponse:
+    """Support staff's console: signs in like the dashboard, and works through the `/v1/support` calls."""
+    return web.FileResponse(WEB_DIR / "support.html", headers={"Cache-Control": "no-cache"})
 
 
 @routes.get("/web/{filename}")

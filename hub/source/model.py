@@ -78,6 +78,10 @@ class Source(Protocol):
 
     async def participant_count(self, batch_id: str) -> int: ...
 
+    async def user_name(self, user_id: str) -> str | None:
+        """The user's name, for support staff to greet a mentor by; nothing else about them."""
+        ...
+
     async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
         """`parts - 1` user ids that split the batch into parts of equal size, in report order."""
         ...
