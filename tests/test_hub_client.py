@@ -151,7 +151,13 @@ async def portal(
         user_token = sessions.get(request.cookies.get("connect.sid", ""))
         if user_token is None:
             return web.json_response({"params": {"status": "failed", "err": "UNAUTHORIZED"}}, status=401)
-        headers = {"Authorization": f"Bearer {user_token}", "Accept": "application/json"}
+        # DIKSHA's portal sends the user's token in x-authenticated-user-token (and Kong's key as
+        # Authorization); here Authorization carries the user's token too, for a hub without gateway mode.
+        headers = {
+            "x-authenticated-user-token": user_token,
+            "Authorization": f"Bearer {user_token}",
+            "Accept": "application/json",
+        }
         if request.content_type == "application/json":
             headers["Content-Type"] = "application/json"
         target = f"{origin_of(hub_server)}/{request.match_info['tail']}"
@@ -229,7 +235,7 @@ async def test_a_socket_that_goes_silent_without_closing_is_replaced_within_the_
     went_silent = time.monotonic()
     await page.wait_for_function("() => client.state !== 'open'")
     noticed_after = time.monotonic() - went_silent
-    assert noticed_after < HEARTBEAT_SECONDS * SILENT_HEARTBEATS + 1.5, f"noticed after {noticed_after:.1f} s"
+    assert noticed_after < HEARTBEAT_SECONDS * SILENT_HEARTBEATS + 2, f"noticed after {noticed_after:.1f} s"
 
     await page.wait_for_function("() => client.state === 'open'")
     status, _ = await call("POST", SUBMIT, json={"batchId": BATCH})
@@ -243,7 +249,7 @@ async def test_a_hidden_page_polls_slowly_and_a_visible_one_at_once_and_at_its_p
     open_harness, hub: TestServer, token
 ) -> None:
     page = await open_harness(origin_of(hub))
-    await start_client(page, [token()], transports=["poll"], pollIntervalMs=200, hiddenPollIntervalMs=1500)
+    await start_client(page, [token()], transports=["poll"], pollIntervalMs=200, hiddenPollIntervalMs=2500)
     await page.wait_for_function("() => polls.length >= 3")
     await page.evaluate("() => { window.hiddenAt = performance.now(); window.atHide = polls.length; }")
     await page.evaluate("() => setVisibility('hidden')")
@@ -255,9 +261,10 @@ async def test_a_hidden_page_polls_slowly_and_a_visible_one_at_once_and_at_its_p
     visible = gaps(await page.evaluate("() => polls.slice(0, atHide)"))
     hidden = gaps(await page.evaluate("() => [hiddenAt].concat(polls.slice(atHide, atHide + 2))"))
     shown = gaps(await page.evaluate("() => [shownAt].concat(polls.slice(atShow, atShow + 2))"))
-    assert all(gap < 1000 for gap in visible), visible
-    assert all(gap >= 1400 for gap in hidden), hidden
-    assert all(gap < 1000 for gap in shown), shown
+    # Fast means the set 200 ms plus a request's time on a busy machine; slow is the set 2.5 s at least.
+    assert all(gap < 1500 for gap in visible), visible
+    assert all(gap >= 2400 for gap in hidden), hidden
+    assert all(gap < 1500 for gap in shown), shown
 
 
 # ---- the app -------------------------------------------------------------------------------------
