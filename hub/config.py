@@ -103,6 +103,8 @@ class Settings:
     report_roles: frozenset[str] = REPORT_ROLES
     zip_encryption: str = "zipcrypt"  # libarchive's name of the cipher of password-protected reports
     notification_url: str | None = None  # Sunbird's notification service; None sends no feed items
+    # Seconds between the frames a quiet socket or stream still gets, which a client can see (its liveness).
+    heartbeat_seconds: float = 20.0
     metrics_port: int | None = None  # Prometheus metrics on a port of their own; None: on the public `/metrics`
     # Seconds the record of what support staff did is kept.
     audit_retention: int = AUDIT_RETENTION_DEFAULT
@@ -290,6 +292,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         queue_wait_seconds=_int(env, "QUEUE_WAIT", 120),
         sweep_interval_seconds=_seconds(env, "SWEEP_INTERVAL", 5.0),
         drain_grace_seconds=_seconds(env, "DRAIN_GRACE", 10.0),
+        heartbeat_seconds=_seconds(env, "HEARTBEAT_INTERVAL", 20.0),
         log_format=_choice(env, "LOG_FORMAT", FORMATS),
         # Mentors are in India: the day a report is named by and shows is India's unless told otherwise.
         report_zone=_zone(env, "REPORT_TIMEZONE", "Asia/Kolkata"),

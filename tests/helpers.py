@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import psutil
+import pytest
 from arq.worker import Worker
 
 from hub.config import Settings
@@ -26,6 +28,30 @@ SUPPORT = "support-0001"
 
 # `await call("POST", path, json=..., user=...)` -> (status, envelope); see the `call` fixture.
 Call = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
+
+# Debian's Chromium, driven by Playwright (which cannot download a browser of its own here).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    # A page the test routes in (not served by a hub) opening a socket to 127.0.0.1 meets Chromium's
+    # Local Network Access checks; they guard real users' routers, not this loopback-only test.
+    "--disable-features=LocalNetworkAccessChecks,LocalNetworkAccessChecksWebSockets",
+]
+BROWSER_WAIT_MS = 15_000  # a report of 120 rows takes well under a second; this only bounds a broken run
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium")
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is not installed; CI must install it (apt-get install -y chromium).")
+    pytest.skip("Chromium is not installed: apt-get install chromium")
 
 
 @contextlib.asynccontextmanager
@@ -137,13 +163,15 @@ def libfaketime() -> str:
 
 
 class SilentProxy:
-    """A TCP proxy in front of Redis that can go silent the way a NAT or a load balancer does when it drops
-    its connections: whatever it carries is no longer forwarded, yet no connection is closed or reset.
-    Connections made after that are carried as usual."""
+    """A TCP proxy that can go silent the way a NAT or a load balancer does when it drops its connections
+    (or a phone moves from Wi-Fi to mobile data): whatever it carries is no longer forwarded, yet no
+    connection is closed or reset. Connections made after that are carried as usual. `go_silent(b"GET
+    /v1/notifications/ws")` silences only the connections that opened with those bytes (the client speaks
+    first, as in Redis and HTTP)."""
 
     def __init__(self, target_port: int) -> None:
         self._target_port = target_port
-        self._pumps: set[asyncio.Task[None]] = set()
+        self._pumps: dict[asyncio.Task[None], bytes] = {}
         self._server: asyncio.Server | None = None
         self._held: list[asyncio.StreamWriter] = []
 
@@ -154,10 +182,12 @@ class SilentProxy:
     async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
         self._held += [writer, upstream_writer]
+        opening = await reader.read(65536)
+        upstream_writer.write(opening)
         for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
             pump = asyncio.create_task(self._pump(source, sink))
-            self._pumps.add(pump)
-            pump.add_done_callback(self._pumps.discard)
+            self._pumps[pump] = opening
+            pump.add_done_callback(lambda done: self._pumps.pop(done, None))
 
     @staticmethod
     async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
@@ -165,9 +195,10 @@ class SilentProxy:
             sink.write(data)
             await sink.drain()
 
-    def go_silent(self) -> None:
-        for pump in list(self._pumps):
-            pump.cancel()
+    def go_silent(self, opened_with: bytes = b"") -> None:
+        for pump, opening in list(self._pumps.items()):
+            if opening.startswith(opened_with):
+                pump.cancel()
 
     async def close(self) -> None:
         self.go_silent()

@@ -9,10 +9,8 @@ import asyncio
 import csv
 import io
 import json
-import os
-import shutil
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,12 +18,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 from arq.worker import Worker
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import BrowserContext, Page, expect
 from redis.asyncio import Redis
 
-from hub import keys
+from hub import events, keys
 from hub.config import Settings
-from tests.helpers import MENTOR, SUPPORT, Call, next_event, running_worker
+from hub.events import EventLog
+from tests.helpers import BROWSER_WAIT_MS, MENTOR, SUPPORT, Call, next_event, running_worker
 
 BATCH = "batch-0001"
 COURSE = "do_course_0001"
@@ -33,82 +32,19 @@ READY_MESSAGE = "Your download is ready."
 FAILED_MESSAGE = "Download has failed. Please try again after sometime"
 IN_PROGRESS_MESSAGE = "Download in-progress. Please try after sometime"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-WAIT_MS = 15_000  # a report of 120 rows takes well under a second; this only bounds a broken run
+WAIT_MS = BROWSER_WAIT_MS
 READY = '.toast[data-event-type="report.completed"]'
-
-# Keeps every WebSocket the page opens reachable, so a test can kill the live one the way a dropped
-# network would (Chromium's offline emulation leaves an open socket alone).
-TRACK_SOCKETS = """
-(() => {
-  const Native = window.WebSocket;
-  window.__sockets = [];
-  window.WebSocket = class extends Native {
-    constructor(...args) {
-      super(...args);
-      window.__sockets.push(this);
-    }
-  };
-})();
-"""
-
+ENDING = '.toast:is([data-event-type="report.completed"], [data-event-type="report.failed"])'
 
 expect.set_options(timeout=WAIT_MS)
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium")
-    if path:
-        return path
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is not installed; CI must install it (apt-get install -y chromium).")
-    pytest.skip("Chromium is not installed: apt-get install chromium")
-
-
-@pytest.fixture
-async def browser(hub: TestServer) -> AsyncIterator[Browser]:
-    """Depends on `hub` so that the browser, and its sockets, are gone before the hub shuts down."""
-    executable = chromium_path()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    """One browser profile; every uncaught error of its pages, and anything the hub's
-    Content-Security-Policy blocks, fails the test."""
-    ctx = await browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 800})
-    ctx.set_default_timeout(WAIT_MS)
-    errors: list[str] = []
-
-    def watch(page: Page) -> None:
-        page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
-        page.on("console", lambda message: "Content Security Policy" in message.text and errors.append(message.text))
-
-    ctx.on("page", watch)
-    yield ctx
-    await ctx.close()
-    assert not errors, f"the page threw: {errors}"
 
 
 @pytest.fixture
 def open_dashboard(context: BrowserContext, hub: TestServer, token: Callable[..., str]) -> Callable[..., Any]:
     """Opens the page signed in as MENTOR, with the batch's figures shown and the live feed open."""
 
-    async def open_page(*, track_sockets: bool = False) -> Page:
+    async def open_page() -> Page:
         page = await context.new_page()
-        if track_sockets:
-            await page.add_init_script(TRACK_SOCKETS)
         await page.goto(f"{hub.make_url('/')}#token={token()}")
         await expect(page.locator("#batch-select")).to_have_value(BATCH)
         await expect(page.locator("#stat-enrolled")).to_have_text("120")
@@ -200,15 +136,15 @@ async def test_a_failing_job_shows_the_failure_toast(open_dashboard, broken_row:
 async def test_a_page_offline_while_the_report_is_made_shows_the_ready_toast_once_it_is_back(
     open_dashboard, context: BrowserContext, settings: Settings, http, socket_url
 ) -> None:
-    page = await open_dashboard(track_sockets=True)
+    page = await open_dashboard()
     async with http.ws_connect(await socket_url()) as watcher:
         await page.click("#download-report")
         # The page has its resume point once it heard "started"; the next test covers a page without one.
         await expect(page.locator('.toast[data-event-type="report.submitted"]')).to_have_count(1)
 
+        # Chromium's offline emulation leaves an open socket alone: the client itself hears `offline`.
         await context.set_offline(True)
-        await page.evaluate("() => window.__sockets.forEach((socket) => socket.close())")
-        await page.wait_for_function("() => window.hubApp.client.state !== 'open'")
+        await page.wait_for_function("() => window.hubApp.client.state === 'offline'")
         async with running_worker(settings):
             ready = await next_event(watcher, "report.completed")
         # The page really missed it: no connection, no toast, until the network is back.
@@ -228,10 +164,9 @@ async def test_a_page_that_heard_no_event_yet_still_gets_those_made_while_its_ne
     open_dashboard, context: BrowserContext, settings: Settings, call: Call, http, socket_url
 ) -> None:
     """The mentor asks from another device while this fresh page is cut off: it must not lose the news."""
-    page = await open_dashboard(track_sockets=True)
+    page = await open_dashboard()
     await context.set_offline(True)
-    await page.evaluate("() => window.__sockets.forEach((socket) => socket.close())")
-    await page.wait_for_function("() => window.hubApp.client.state !== 'open'")
+    await page.wait_for_function("() => window.hubApp.client.state === 'offline'")
     async with http.ws_connect(await socket_url()) as watcher, running_worker(settings):
         status, _ = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
         assert status == 202
@@ -258,6 +193,28 @@ async def test_two_tabs_of_the_mentor_each_show_the_ready_toast_once(open_dashbo
         await client_caught_up(page, event_id)
         await expect(page.locator(READY)).to_have_count(1)
         await expect(page.locator(READY)).to_have_attribute("data-event-id", event_id)
+
+
+async def test_a_job_shows_one_ending_toast_whatever_the_event_log_holds(
+    open_dashboard, worker: Worker, event_log: EventLog
+) -> None:
+    page = await open_dashboard()
+    await page.click("#download-report")
+    await expect(page.locator(READY)).to_have_count(1)
+    ready_id = await page.locator(READY).get_attribute("data-event-id")
+    job = await page.locator(READY).get_attribute("data-job-id")
+    assert ready_id and job
+
+    # What a failover can leave in the log: a failure of the same job, and its completion stored again.
+    await event_log.emit(MENTOR, job, events.draft("report.failed", job, BATCH, reason="REPORT_TIMEOUT"))
+    await event_log.emit(MENTOR, job, events.draft("report.completed", job, BATCH, downloadUrl="/files/x"))
+    marker = await event_log.emit(MENTOR, job, events.draft("report.duplicate", job, BATCH))
+    await client_caught_up(page, marker)
+    await expect(page.locator('.toast[data-event-type="report.duplicate"]')).to_have_count(1)
+
+    endings = page.locator(f'{ENDING}[data-job-id="{job}"]')
+    await expect(endings).to_have_count(1)
+    await expect(endings).to_have_attribute("data-event-id", ready_id)
 
 
 # ---- telemetry -----------------------------------------------------------------------------------

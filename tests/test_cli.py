@@ -38,6 +38,7 @@ def hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         ("ALLOWED_ORIGINS", "https://portal.example.org,portal.example.org"),
         ("TELEMETRY_PATH", "/proc/no-such-folder/telemetry.jsonl"),
         ("SWEEP_INTERVAL", "0"),
+        ("HEARTBEAT_INTERVAL", "soon"),
         ("METRICS_PORT", "91a"),
         ("METRICS_PORT", "8080"),  # the public PORT's default
     ],

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from hub import errors, logs, metrics
 from hub.events import frame_id, parse_id
-from hub.feed import HEARTBEAT_SECONDS, RESYNC, Feed, read_page
+from hub.feed import HEARTBEAT, RESYNC, Feed, read_page
 from hub.identity import TICKET_TTL_SECONDS, Principal
 from hub.ids import EVENT_ID
 from hub.request import Result, api, budgeted, check_socket_origin, hub_of
@@ -75,7 +75,7 @@ async def sent(request: web.Request, sending: Awaitable[object]) -> bool:
 async def ticket(request: web.Request) -> Result:
     who = await budgeted(request, "ticket")
     issued = await hub_of(request).tickets.issue(who)
-    return {"ticket": issued, "expiresIn": TICKET_TTL_SECONDS}
+    return {"ticket": issued, "expiresIn": TICKET_TTL_SECONDS, "heartbeat": hub_of(request).settings.heartbeat_seconds}
 
 
 @routes.get("/v1/notifications/ws")
@@ -84,7 +84,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     check_socket_origin(request)
     after = resume_point(request.query.get("lastEventId"))
     who = await socket_caller(request)
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=4096)
+    ws = web.WebSocketResponse(heartbeat=hub_of(request).settings.heartbeat_seconds, max_msg_size=4096)
     async with hub_of(request).connections.hold(who.user_id):
         with Feed(hub_of(request), who) as feed, metrics.OPEN_CONNECTIONS.labels("ws").track_inprogress():
             backlog = await feed.start(after)  # subscribed before the socket opens: no event slips between
@@ -103,7 +103,7 @@ async def _pump_websocket(request: web.Request, ws: web.WebSocketResponse, feed:
             for frame in frames:
                 if not await sent(request, ws.send_str(frame)):
                     return
-                frames_sent.inc()
+                frames_sent.inc(frame != HEARTBEAT)
             await deliveries.count(frames)
             frames = await feed.next()
         if feed.closing:
@@ -123,8 +123,12 @@ async def _pump_websocket(request: web.Request, ws: web.WebSocketResponse, feed:
 
 
 def _sse_chunk(frames: list[str]) -> bytes:
+    """Events with their `id:` line; `resync` and the heartbeat have no id, and are `data:` lines too
+    (JavaScript never sees an SSE comment)."""
     return b"".join(
-        (b"data: " if frame == RESYNC else b"id: " + frame_id(frame).encode() + b"\ndata: ") + frame.encode() + b"\n\n"
+        (b"data: " if frame in (RESYNC, HEARTBEAT) else b"id: " + frame_id(frame).encode() + b"\ndata: ")
+        + frame.encode()
+        + b"\n\n"
         for frame in frames
     )
 
@@ -151,7 +155,7 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
             while feed.open:
                 if not await sent(request, response.write(_sse_chunk(frames) or b": ping\n\n")):
                     break
-                frames_sent.inc(len(frames))
+                frames_sent.inc(len(frames) - frames.count(HEARTBEAT))
                 await hub_of(request).support.deliveries.count(frames)
                 frames = await feed.next()
     return response
