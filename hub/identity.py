@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from hub import errors, keys
 from hub.config import DEV_JWT_SECRET, ConfigError, Settings, signs_with_public_keys
+from hub.keyfolder import KeyFolder
 
 log = logging.getLogger(__name__)
 SUPPORT_ROLE = "SUPPORT"
@@ -45,6 +46,27 @@ def user_id_of(subject: str) -> str:
     if subject.startswith("f:") and subject.count(":") >= 2:
         return subject.rsplit(":", 1)[1]
     return subject
+
+
+def roles_of(claims: dict[str, Any]) -> frozenset[str]:
+    """The roles a token grants everywhere, from Sunbird's `roles` (names, or `{"role", "scope"}` objects as
+    sunbird-devops' OPA rules read them) and Keycloak's `realm_access.roles`. A role scoped to organisations
+    grants only in them, and a batch in the source names no organisation: so a scoped role counts for
+    nothing here (mentors and creators are let in by the batch's own lists, whatever their roles)."""
+    realm = claims.get("realm_access")
+    listed = [claims.get("roles"), realm.get("roles") if isinstance(realm, dict) else realm]
+    if any(entries is not None and not isinstance(entries, list) for entries in listed):
+        raise errors.ROLES_MALFORMED()
+    roles = set()
+    for entry in (entry for entries in listed for entry in entries or ()):
+        if isinstance(entry, str):
+            roles.add(entry)
+        elif isinstance(entry, dict) and isinstance(entry.get("role"), str):
+            if not entry.get("scope"):
+                roles.add(entry["role"])
+        else:
+            raise errors.ROLES_MALFORMED()
+    return frozenset(roles)
 
 
 class IdentityKeysError(Exception):
@@ -102,6 +124,7 @@ class TokenVerifier:
 
     def __init__(self, settings: Settings, jwks_cooldown: float = JWKS_COOLDOWN_SECONDS) -> None:
         self._static: list[tuple[str | None, Any]] = []
+        self._folder = KeyFolder(settings.jwt_keys_dir) if settings.jwt_keys_dir else None
         if settings.jwt_public_key:
             self._static.append((None, settings.jwt_public_key))
         if settings.jwt_jwks:
@@ -124,6 +147,11 @@ class TokenVerifier:
         if self._remote is not None:
             await self._remote.close()
 
+    def reload(self) -> None:
+        """SIGHUP: JWT_KEYS_DIR read again, for a key Sunbird added."""
+        if self._folder is not None:
+            self._folder.reload()
+
     async def _keys_for(self, token: str) -> list[Any]:
         try:
             header = jwt.get_unverified_header(token)
@@ -134,7 +162,8 @@ class TokenVerifier:
         if self._secret:
             return [self._secret]
         kid = header.get("kid") if isinstance(header.get("kid"), str) else None
-        keys = [key for key_id, key in self._static if kid is None or key_id in (None, kid)]
+        held = self._static + list(self._folder.keys.items() if self._folder else ())
+        keys = [key for key_id, key in held if kid is None or key_id in (None, kid)]
         if self._remote is not None:
             keys += await self._remote.candidates(kid)
         return keys
@@ -161,12 +190,7 @@ class TokenVerifier:
             if expired:
                 raise errors.TOKEN_EXPIRED()
             raise errors.UNTRUSTED_TOKEN()
-        roles = claims.get("roles") or (claims.get("realm_access") or {}).get("roles") or []
-        if not isinstance(roles, list):
-            roles = []
-        return Principal(
-            user_id=user_id_of(str(claims["sub"])), roles=frozenset(str(r) for r in roles), expires=int(claims["exp"])
-        )
+        return Principal(user_id=user_id_of(str(claims["sub"])), roles=roles_of(claims), expires=int(claims["exp"]))
 
 
 def bearer(header: str | None) -> str:
