@@ -13,15 +13,18 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from hub import errors, keys, scripts
+from hub import keys, scripts
 from hub.envelope import now_iso
+from hub.i18n import text
 
-MESSAGES = {
-    "report.submitted": "Your download has started. You can continue using the app.",
-    "report.completed": "Your download is ready.",
-    "report.failed": "Download has failed. Please try again after sometime",
-    "report.duplicate": errors.DOWNLOAD_IN_PROGRESS.message,
+# The `messageKey` of each event a person reads (hub.i18n has its texts), and its English `message`.
+MESSAGE_KEYS = {
+    "report.submitted": "hub.report.submitted",
+    "report.completed": "hub.report.ready",
+    "report.failed": "messages.imsg.m0045",
+    "report.duplicate": "messages.imsg.m0040",
 }
+MESSAGES = {event_type: text(key) for event_type, key in MESSAGE_KEYS.items()}
 
 
 def parse_id(event_id: str) -> tuple[int, int]:
@@ -39,6 +42,7 @@ def draft(event_type: str, job_id: str, batch_id: str, **extra: Any) -> bytes:
     event: dict[str, Any] = {"type": event_type, "ts": now_iso(), "jobId": job_id, "batchId": batch_id}
     if event_type in MESSAGES:
         event["message"] = MESSAGES[event_type]
+        event["messageKey"] = MESSAGE_KEYS[event_type]
     event.update(extra)
     return orjson.dumps(event)
 

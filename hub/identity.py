@@ -213,15 +213,17 @@ class Tickets:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    async def issue(self, principal: Principal) -> str:
+    async def issue(self, principal: Principal, lang: str) -> str:
+        """`lang`: the language the socket opened with this ticket speaks, unless it asks for another."""
         ticket = secrets.token_urlsafe(24)
-        value = orjson.dumps({"u": principal.user_id, "r": sorted(principal.roles), "e": principal.expires})
+        value = orjson.dumps({"u": principal.user_id, "r": sorted(principal.roles), "e": principal.expires, "l": lang})
         await self._redis.set(keys.ticket(ticket), value, ex=TICKET_TTL_SECONDS)
         return ticket
 
-    async def redeem(self, ticket: str) -> Principal:
+    async def redeem(self, ticket: str) -> tuple[Principal, str]:
+        """The ticket's user and language."""
         raw = await self._redis.getdel(keys.ticket(ticket)) if ticket else None
         if raw is None:
             raise errors.INVALID_TICKET()
         data = orjson.loads(raw)
-        return Principal(user_id=data["u"], roles=frozenset(data["r"]), expires=data["e"])
+        return Principal(user_id=data["u"], roles=frozenset(data["r"]), expires=data["e"]), data["l"]
