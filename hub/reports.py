@@ -136,7 +136,7 @@ class Jobs:
             ],
         )
         if applied > 0 and status is not None and status.ended and self._notifier is not None:
-            self._notifier.ended(job, status, fields.get("error"))
+            self._notifier.ended(job, status, fields.get("error"), event)
         return applied > 0
 
     async def fail(self, job: Job, reason: str) -> bool:
