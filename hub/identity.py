@@ -54,7 +54,9 @@ def roles_of(claims: dict[str, Any]) -> frozenset[str]:
     grants only in them, and a batch in the source names no organisation: so a scoped role counts for
     nothing here (mentors and creators are let in by the batch's own lists, whatever their roles)."""
     realm = claims.get("realm_access")
-    listed = [claims.get("roles"), realm.get("roles") if isinstance(realm, dict) else realm]
+    if realm is not None and not isinstance(realm, dict):
+        raise errors.ROLES_MALFORMED()
+    listed = [claims.get("roles"), (realm or {}).get("roles")]
     if any(entries is not None and not isinstance(entries, list) for entries in listed):
         raise errors.ROLES_MALFORMED()
     roles = set()
