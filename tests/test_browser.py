@@ -22,6 +22,7 @@ from arq.worker import Worker
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from hub.config import Settings
+from hub.i18n import CATALOGUE
 from tests.helpers import MENTOR, Call, next_event, running_worker
 
 BATCH = "batch-0001"
@@ -312,3 +313,15 @@ async def test_the_dashboard_renders_without_horizontal_scroll_and_is_saved_as_a
 
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=ARTIFACTS / f"dashboard-{name}.png", full_page=True)
+
+
+async def test_a_page_in_hindi_shows_its_labels_and_toasts_in_hindi(context, hub: TestServer, token) -> None:
+    page = await context.new_page()
+    await page.goto(f"{hub.make_url('/?lang=hi')}#token={token()}")
+    await page.wait_for_function("() => window.hubApp.client?.state === 'open'")
+    await expect(page.locator("#download-report")).to_have_text(CATALOGUE["hi"]["page.downloadReport"])
+    await page.click("#download-report")
+    await expect(page.locator("#report-progress")).to_be_visible()
+    await page.click("#download-report")  # no worker: the first job is still running
+    duplicate = page.locator('.toast[data-event-type="report.duplicate"][data-event-id]')
+    await expect(duplicate).to_contain_text(CATALOGUE["hi"]["messages.imsg.m0040"])

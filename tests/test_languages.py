@@ -92,3 +92,17 @@ def test_a_language_holds_only_keys_english_has_with_the_same_placeholders(lang:
 )  # fmt: skip
 def test_the_language_is_lang_else_the_best_accepted_one_else_english(lang, accept_language, expected) -> None:
     assert chosen(lang, accept_language) == expected
+
+
+async def test_the_page_labels_come_from_the_catalogue_in_the_browsers_language(http) -> None:
+    async with http.get("/", headers={"Accept-Language": "hi-IN,hi;q=0.9,en;q=0.8"}) as response:
+        page = await response.text()
+        assert (response.headers["Content-Language"], response.headers["Vary"]) == ("hi", "Accept-Language")
+    assert '<html lang="hi">' in page
+    assert f'data-i18n="page.downloadReport">{CATALOGUE["hi"]["page.downloadReport"]}</button>' in page
+
+
+async def test_a_page_in_a_language_without_its_labels_shows_english_ones(http) -> None:
+    async with http.get("/?lang=ta") as response:
+        page = await response.text()
+    assert '<html lang="ta">' in page and 'data-i18n="page.downloadReport">Download report</button>' in page

@@ -134,6 +134,7 @@ export class HubClient extends EventTarget {
   #maxOpenFailures;
   #backoffBaseMs;
   #backoffCapMs;
+  #langQuery; // `lang=<code>&` or '': the language of events' `message` (else the browser's Accept-Language)
 
   #running = false;
   #userId = null;
@@ -162,6 +163,7 @@ export class HubClient extends EventTarget {
     maxOpenFailures = 3,
     backoffBaseMs = 1000,
     backoffCapMs = 30_000,
+    lang = '',
   } = {}) {
     super();
     if (typeof getToken !== 'function') throw new TypeError('HubClient needs a getToken() function');
@@ -175,6 +177,7 @@ export class HubClient extends EventTarget {
     this.#maxOpenFailures = maxOpenFailures;
     this.#backoffBaseMs = backoffBaseMs;
     this.#backoffCapMs = backoffCapMs;
+    this.#langQuery = lang ? `lang=${encodeURIComponent(lang)}&` : '';
   }
 
   get lastEventId() {
@@ -280,7 +283,7 @@ export class HubClient extends EventTarget {
     }
     try {
       if (!this.#streamId && !(await this.#takeBaseline(generation))) return;
-      const { ticket } = await hubRequest(this.#baseUrl, this.#getToken(), '/v1/notifications/ticket', { method: 'POST' });
+      const { ticket } = await hubRequest(this.#baseUrl, this.#getToken(), `/v1/notifications/ticket?${this.#langQuery}`, { method: 'POST' });
       if (generation !== this.#generation) return;
       if (this.transport === 'ws') this.#openSocket(ticket, generation);
       else this.#openEventSource(ticket, generation);
@@ -428,8 +431,8 @@ export class HubClient extends EventTarget {
   async #poll(generation) {
     let result;
     try {
-      const after = this.#streamId ? `?after=${encodeURIComponent(this.#streamId)}` : '';
-      result = await hubRequest(this.#baseUrl, this.#getToken(), `/v1/notifications${after}`);
+      const after = this.#streamId ? `after=${encodeURIComponent(this.#streamId)}` : '';
+      result = await hubRequest(this.#baseUrl, this.#getToken(), `/v1/notifications?${this.#langQuery}${after}`);
     } catch (error) {
       if (generation === this.#generation) this.#onRequestError(error);
       return;

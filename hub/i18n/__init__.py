@@ -10,7 +10,9 @@ they are sent (`localize`), so one event serves mentors of every language.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from importlib import resources
 
 import orjson
@@ -77,3 +79,16 @@ def localize(frame: str, lang: str) -> str:
     event = orjson.loads(frame)
     event["message"] = text(event["messageKey"], lang)
     return orjson.dumps(event).decode()
+
+
+# An element of the page whose text is a catalogue entry: `<tag ... data-i18n="key">text</tag>`.
+LABEL = re.compile(r'(<(\w+)\b[^>]*\sdata-i18n="([^"]+)"[^>]*>)([^<]*)(</\2>)')
+
+
+def page_in(html_text: str, lang: str) -> str:
+    """The page with its labels in `lang`: its labels come from the same catalogue as the events' messages."""
+
+    def label(match: re.Match[str]) -> str:
+        return match[1] + html.escape(text(match[3], lang), quote=False) + match[5]
+
+    return LABEL.sub(label, html_text).replace('<html lang="en">', f'<html lang="{lang}">', 1)
