@@ -4,8 +4,6 @@ against a real Blob API: shared-key requests, containers, SAS links that Azurite
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -13,10 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from azure.storage.blob import BlobServiceClient
 
 from hub.embedded import free_port
+from tests.helpers import system_tool
 
 # Azurite's one account and its published key (the emulator's documented development credentials).
 ACCOUNT = "devstoreaccount1"
@@ -43,12 +41,7 @@ class Azurite:
 
 
 def azurite_binary() -> str:
-    path = shutil.which("azurite-blob")
-    if path:
-        return path
-    if os.environ.get("CI"):
-        pytest.fail("Azurite is not installed; CI must install it (npm install -g azurite@3).")
-    pytest.skip("Azurite is not installed: npm install -g azurite@3")
+    return system_tool("azurite-blob", "npm install -g azurite@3")
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], within: float = 20) -> None:

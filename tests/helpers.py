@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from arq.worker import Worker
 
 from hub.config import Settings
@@ -48,6 +50,16 @@ async def next_event(ws: aiohttp.ClientWebSocketResponse, event_type: str, withi
             frame = await ws.receive_json()
             if frame["type"] == event_type:
                 return frame
+
+
+def system_tool(name: str, install: str) -> str:
+    """The path of a program the tests drive; CI must have it (`.ci/run` installs it), elsewhere its tests skip."""
+    path = shutil.which(name)
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{name} is not installed; CI must install it ({install}).")
+    pytest.skip(f"{name} is not installed: {install}")
 
 
 def hub_command(*args: str) -> list[str]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -23,7 +21,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from hub.config import Settings
 from hub.i18n import CATALOGUE
-from tests.helpers import MENTOR, Call, next_event, running_worker
+from tests.helpers import MENTOR, Call, next_event, running_worker, system_tool
 
 BATCH = "batch-0001"
 COURSE = "do_course_0001"
@@ -63,12 +61,7 @@ expect.set_options(timeout=WAIT_MS)
 
 
 def chromium_path() -> str:
-    path = shutil.which("chromium")
-    if path:
-        return path
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is not installed; CI must install it (apt-get install -y chromium).")
-    pytest.skip("Chromium is not installed: apt-get install chromium")
+    return system_tool("chromium", "apt-get install -y chromium")
 
 
 @pytest.fixture

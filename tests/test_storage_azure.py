@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,11 +29,6 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     with azurite_server(tmp_path_factory.mktemp("azurite")) as server:
         server.service().create_container(CONTAINER)
         yield server
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"hub-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
