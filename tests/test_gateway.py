@@ -9,7 +9,7 @@ from collections.abc import Callable
 import jwt
 import pytest
 
-from tests.helpers import MENTOR, Call
+from tests.helpers import MENTOR, Call, next_sse_event
 
 BATCH = "batch-0001"
 # What the portal puts in `Authorization`: Kong's consumer JWT, signed with a key the hub does not hold.
@@ -90,3 +90,11 @@ async def test_an_expired_gateway_token_is_told_to_sign_in_again(call: Call, gat
 async def test_the_gateway_key_alone_is_no_user(call: Call) -> None:
     status, _ = await call("GET", "/v1/mentor/batches", user=None, headers={"Authorization": f"Bearer {KONG_KEY}"})
     assert status == 401
+
+
+async def test_a_stream_opened_behind_the_gateway_carries_the_users_events(http, call: Call, gateway) -> None:
+    async with http.get("/v1/notifications/stream", headers=gateway()) as stream:
+        assert stream.status == 200
+        await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
+        event = await next_sse_event(stream)
+    assert '"type":"report.submitted"' in event and '"messageKey":"hub.report.submitted"' in event

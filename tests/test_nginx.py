@@ -4,7 +4,6 @@ at once, and the hub's heartbeat beats nginx's read timeout."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from hub.feed import HEARTBEAT_SECONDS
-from tests.helpers import MENTOR, next_event
+from tests.helpers import MENTOR, next_event, next_sse_event
 from tests.nginx import LOCATIONS, nginx_in_front
 
 BATCH = "batch-0001"
@@ -60,10 +59,7 @@ async def test_an_sse_stream_through_nginx_passes_each_event_as_it_happens(front
         assert stream.headers["Content-Type"] == "text/event-stream"
         await stream.content.readuntil(b"retry: 3000\n\n")
         assert await click(front, gateway) == 202
-        async with asyncio.timeout(10):  # a buffering proxy would hold the event until far more had come
-            event = ""
-            while "data: " not in event:  # heartbeats (`: ping`) may come first
-                event = (await stream.content.readuntil(b"\n\n")).decode()
+        event = await next_sse_event(stream)  # a buffering proxy would hold it until far more had come
     assert '"type":"report.submitted"' in event
     assert "आपका डाउनलोड शुरू हो गया है" in event
 
