@@ -171,7 +171,8 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
         print(f"Development token for mentor {DEMO_MENTOR} (24 h):\n{token}\n", flush=True)
 
         async def both() -> None:
-            await asyncio.gather(_serve(settings), _work(settings))
+            # One process, one set of metrics: the server's port (or `/metrics`) has the worker's too.
+            await asyncio.gather(_serve(settings), _work(settings.with_(metrics_port=None)))
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(both())

@@ -102,6 +102,7 @@ class Settings:
     report_roles: frozenset[str] = REPORT_ROLES
     zip_encryption: str = "zipcrypt"  # libarchive's name of the cipher of password-protected reports
     notification_url: str | None = None  # Sunbird's notification service; None sends no feed items
+    metrics_port: int | None = None  # Prometheus metrics on a port of their own; None: on the public `/metrics`
     # Sunbird's folder of PEM public keys, each file named by its `kid` (hub.keyfolder).
     jwt_keys_dir: str | None = None
     # The portal's base URL: feed notifications open the batch's dashboard there.
@@ -293,8 +294,18 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         # Mentors are in India: the day a report is named by and shows is India's unless told otherwise.
         report_zone=_zone(env, "REPORT_TIMEZONE", "Asia/Kolkata"),
         storage_env={name: value for name, value in env.items() if name.startswith(CLOUD_PREFIXES)},
+        metrics_port=_metrics_port(env, port),
         **_sunbird(env),
     )
+
+
+def _metrics_port(env: Mapping[str, str], port: int) -> int | None:
+    metrics_port = _parsed(env, "METRICS_PORT", int, "a whole number")
+    if metrics_port is not None and not 1 <= metrics_port <= 65535:
+        raise ConfigError(f"METRICS_PORT must be from 1 to 65535, got {metrics_port}")
+    if metrics_port is not None and metrics_port == port:
+        raise ConfigError(f"METRICS_PORT must differ from PORT ({port}): metrics are never on the public port")
+    return metrics_port
 
 
 def _sunbird(env: Mapping[str, str]) -> dict[str, object]:

@@ -13,7 +13,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from hub import keys, scripts
+from hub import keys, metrics, scripts
 from hub.envelope import now_iso
 from hub.i18n import text
 
@@ -64,6 +64,8 @@ class EventLog:
     def emit_args(self, user_id: str, event: bytes) -> list[Any]:
         """The ARGV tail `emit` takes (channel, retention, keep_seconds, event), for scripts that change a
         job's state and store its event in the same step."""
+        if event:
+            metrics.EVENTS_EMITTED.labels(orjson.loads(event)["type"]).inc()
         return [keys.user_channel(user_id), self._retention, self.keep_seconds, event]
 
     async def emit(self, user_id: str, job_id: str, event: bytes) -> str:

@@ -88,13 +88,11 @@ class Feed:
         return [frame]
 
     def __enter__(self) -> Feed:
-        self._hub.metrics.sockets.inc()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._subscriber is not None:
             self._hub.bus.unsubscribe(self._subscriber)
-        self._hub.metrics.sockets.dec()
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import orjson
 
+from hub import metrics
 from hub.config import Settings
 from hub.i18n import text
 from hub.job import Job, Status
@@ -123,15 +124,19 @@ class Notifier:
                     self._url, data=payload, headers={"Content-Type": "application/json"}
                 ) as response:
                     if response.status < 300:
+                        metrics.NOTIFICATIONS_SENT.inc()
                         return
                     if 400 <= response.status < 500 and response.status not in (408, 429):
                         log.warning("notification for job %s refused: HTTP %s", job_id, response.status)
+                        metrics.NOTIFICATIONS_FAILED.labels("refused").inc()
                         return
             except (aiohttp.ClientError, TimeoutError):
                 pass
             if delay is None:
                 break
+            metrics.NOTIFICATION_RETRIES.inc()
             await asyncio.sleep(delay)
+        metrics.NOTIFICATIONS_FAILED.labels("dropped").inc()
         log.warning("notification for job %s dropped after %d attempts", job_id, len(RETRY_DELAYS) + 1)
 
     async def close(self) -> None:

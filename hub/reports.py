@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from arq.connections import ArqRedis
 
-from hub import events, keys, scripts
+from hub import events, keys, metrics, scripts
 from hub.config import Settings
 from hub.events import EventLog
 from hub.job import Job, Secret, Status, file_name
@@ -135,6 +135,8 @@ class Jobs:
                 *self._events.emit_args(user_id, event),
             ],
         )
+        if applied > 0 and status is not None and status.ended:
+            metrics.REPORTS_ENDED.labels(status.value.lower(), fields.get("error") or "none").inc()
         if applied > 0 and status is not None and status.ended and self._notifier is not None:
             self._notifier.ended(job, status, fields.get("error"), event)
         return applied > 0

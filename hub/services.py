@@ -28,7 +28,6 @@ from hub.connections import prompt_client
 from hub.events import EventLog
 from hub.identity import Tickets, TokenVerifier
 from hub.limits import Connections, Limits
-from hub.metrics import Metrics
 from hub.notifier import Notifier
 from hub.readiness import Readiness
 from hub.reports import Jobs
@@ -63,7 +62,6 @@ class Hub(Core):
     tickets: Tickets
     verifier: TokenVerifier
     telemetry: TelemetrySink
-    metrics: Metrics
     limits: Limits
     connections: Connections
     # Set once SIGTERM arrives: /readyz answers 503 and no new socket or stream is opened.
@@ -132,7 +130,6 @@ async def open_hub(settings: Settings) -> Hub:
         tickets=Tickets(redis),
         verifier=verifier,
         telemetry=TelemetrySink(settings),
-        metrics=Metrics(),
         limits=Limits(redis, settings),
         connections=Connections(redis, settings),
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from hub import events, logs
+from hub import events, logs, metrics
 from hub.job import Job, Secret, Status
 from hub.reports import Jobs, now_ms
 from hub.services import Core
@@ -138,11 +138,12 @@ async def _make(services: Services, job: Job, secret: Secret | None) -> None:
         log.warning("report %s had already ended; its new file was removed", job.job_id)
         return
     log.info("report %s made: %d rows, %d bytes", job.job_id, rows, size)
+    metrics.made(rows, size, job.submitted_at)
 
 
 async def generate_report(ctx: dict[str, Any], job_id: str, secret: Secret | None = None) -> str:
     """`secret` is a protected report's password, which lives in the arq job's arguments only."""
-    with logs.bound(jobId=job_id):
+    with logs.bound(jobId=job_id), metrics.WORKER_JOBS_RUNNING.track_inprogress():
         return await _generate(ctx, job_id, secret)
 
 

@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError, TimeoutError, WatchError
 
 from hub.config import ConfigError, Settings, load, require_link_secret, require_redis
 from hub.connections import redis_settings
+from hub.metrics import WORKER_JOB_SLOTS, collect, exposition
 from hub.reports import JOB_FUNCTION
 from hub.services import open_core
 from jobs.parts import PartWriters
@@ -106,9 +107,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["services"] = services
     ctx["worker_id"] = uuid.uuid4().hex
     ctx["registration"] = asyncio.create_task(_stay_registered(services, ctx["worker_id"]))
+    WORKER_JOB_SLOTS.set(MAX_JOBS)
+    if settings.metrics_port:
+        ctx["metrics"] = await exposition.serve(settings.host, settings.metrics_port, lambda: collect.scrape(services))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if "metrics" in ctx:
+        await ctx["metrics"].cleanup()
     if "registration" in ctx:
         ctx["registration"].cancel()
         with contextlib.suppress(asyncio.CancelledError):

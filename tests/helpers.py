@@ -88,11 +88,11 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-async def wait_until_ready(base_url: str, within: float = 30) -> None:
+async def wait_until_ready(base_url: str, within: float = 30, probe: str = "/readyz") -> None:
     async with aiohttp.ClientSession() as session, asyncio.timeout(within):
         while True:
             with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(f"{base_url}/readyz") as response:
+                async with session.get(f"{base_url}{probe}") as response:
                     if response.status == 200:
                         return
             await asyncio.sleep(0.1)

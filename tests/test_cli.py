@@ -37,6 +37,8 @@ def hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         ("ALLOWED_ORIGINS", "https://portal.example.org,portal.example.org"),
         ("TELEMETRY_PATH", "/proc/no-such-folder/telemetry.jsonl"),
         ("SWEEP_INTERVAL", "0"),
+        ("METRICS_PORT", "91a"),
+        ("METRICS_PORT", "8080"),  # the public PORT's default
     ],
 )
 def test_a_wrong_setting_stops_serve_with_one_line_naming_it(setting: str, value: str, redis_server: str) -> None:

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from hub.config import Settings
 from hub.embedded import free_port
 from tests.helpers import MENTOR, Call, next_event
+from tests.scrape import moved, scrape, until
 
 BATCH = "batch-0001"
 # The notification service's own schema of `request` (Sunbird-Lern/notification-service,
@@ -32,9 +33,11 @@ COURSE_NAME = 'Maths $price #if(1) "Class 5"'
 
 @dataclass
 class Receiver:
-    """A notification service that refuses the first `failures` requests with 503, then accepts."""
+    """A notification service that refuses the first `failures` requests with 503 (with `status`, when set,
+    every one), then accepts."""
 
     failures: int = 0
+    status: int = 503
     delay: float = 0
     attempts: int = 0
     accepted: list[dict[str, Any]] = field(default_factory=list)
@@ -48,7 +51,7 @@ class Receiver:
         self.attempts += 1
         await asyncio.sleep(self.delay)
         if self.attempts <= self.failures:
-            return web.json_response({"responseCode": "SERVER_ERROR"}, status=503)
+            return web.json_response({"responseCode": "SERVER_ERROR"}, status=self.status)
         self.accepted.extend(body["request"]["notifications"])
         self.arrived.set()
         return web.json_response({"responseCode": "OK", "result": {"response": "SUCCESS"}})
@@ -147,3 +150,17 @@ async def test_a_slow_notification_service_never_holds_the_report(
         ready = await next_event(ws, "report.completed", within=10)
     assert ready["rows"] == 120
     assert receiver.accepted == []
+
+
+async def test_notifications_sent_retried_and_refused_are_counted(call: Call, worker, receiver: Receiver, hub) -> None:
+    url = str(hub.make_url("/metrics"))
+    before = await scrape(url)
+    receiver.failures = 2
+    await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
+    await arrival(receiver)
+    sent = await until(url, lambda now: moved(before, now, "hub_notifications_sent_total") == 1)
+    receiver.failures, receiver.status = 1_000, 400
+    await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
+    refused = await until(url, lambda now: moved(sent, now, "hub_notifications_failed_total", reason="refused") == 1)
+    assert moved(before, sent, "hub_notification_retries_total") == 2
+    assert moved(sent, refused, "hub_notifications_sent_total") == 0

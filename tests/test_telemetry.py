@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from hub.config import ConfigError, Settings, load
 from hub.telemetry import TelemetrySink
 from tests.helpers import MENTOR, Call
+from tests.scrape import moved, scrape
 
 BATCH = "batch-0001"
 
@@ -251,3 +252,13 @@ async def test_rotated_events_reach_sunbird_in_order_and_sent_segments_are_delet
 def test_telemetry_is_kept_apart_from_report_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="TELEMETRY_PATH"):
         load({"STORAGE_URL": f"file://{tmp_path}", "TELEMETRY_PATH": str(tmp_path / "reports" / "t.jsonl")})
+
+
+async def test_telemetry_accepted_and_refused_are_counted(call: Call, hub) -> None:
+    url = str(hub.make_url("/metrics"))
+    before = await scrape(url)
+    await call("POST", "/v1/telemetry", json=telemetry_batch(interact_event(), interact_event()))
+    await call("POST", "/v1/telemetry", json=telemetry_batch(interact_event(eid="SEARCH")))
+    after = await scrape(url)
+    assert moved(before, after, "hub_telemetry_events_accepted_total") == 2
+    assert moved(before, after, "hub_telemetry_batches_refused_total", code="INVALID_TELEMETRY") == 1

@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 import orjson
 from aiohttp import web
 
-from hub import errors, logs
+from hub import errors, logs, metrics
 from hub.events import frame_id, parse_id
 from hub.feed import HEARTBEAT_SECONDS, RESYNC, Feed, read_page
 from hub.i18n import chosen, localize
@@ -71,6 +71,7 @@ async def sent(request: web.Request, sending: Awaitable[object]) -> bool:
             await sending
         return True
     except TimeoutError:
+        metrics.SLOW_READERS_DROPPED.inc()
         drop(request)
         return False
 
@@ -91,7 +92,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     who, lang = await socket_caller(request)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=4096)
     async with hub_of(request).connections.hold(who.user_id):
-        with Feed(hub_of(request), who) as feed:
+        with Feed(hub_of(request), who) as feed, metrics.OPEN_CONNECTIONS.labels("ws").track_inprogress():
             backlog = await feed.start(after)  # subscribed before the socket opens: no event slips between
             await ws.prepare(request)
             await _pump_websocket(request, ws, feed, backlog, lang)
@@ -101,7 +102,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 async def _pump_websocket(
     request: web.Request, ws: web.WebSocketResponse, feed: Feed, backlog: list[str], lang: str
 ) -> None:
-    frames_sent = hub_of(request).metrics.frames.labels("ws")
+    frames_sent = metrics.EVENTS_DELIVERED.labels("ws")
 
     async def pump() -> None:
         frames = backlog
@@ -142,12 +143,16 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
     check_socket_origin(request)
     after = resume_point(request.query.get("lastEventId") or request.headers.get("Last-Event-ID"))
     who, lang = await socket_caller(request)
-    frames_sent = hub_of(request).metrics.frames.labels("sse")
+    frames_sent = metrics.EVENTS_DELIVERED.labels("sse")
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
     async with hub_of(request).connections.hold(who.user_id):
-        with Feed(hub_of(request), who) as feed, contextlib.suppress(ConnectionResetError):
+        with (
+            Feed(hub_of(request), who) as feed,
+            metrics.OPEN_CONNECTIONS.labels("sse").track_inprogress(),
+            contextlib.suppress(ConnectionResetError),
+        ):
             frames = await feed.start(after)
             await response.prepare(request)
             await response.write(b"retry: 3000\n\n")
@@ -164,6 +169,7 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
 async def poll(request: web.Request) -> Result:
     who = await budgeted(request, "read")
     page = await read_page(hub_of(request).events, who.user_id, resume_point(request.query.get("after")), POLL_LIMIT)
+    metrics.EVENTS_DELIVERED.labels("poll").inc(len(page.frames))
     return {
         "events": [orjson.loads(localize(frame, language(request))) for frame in page.frames],
         "resync": page.resync,

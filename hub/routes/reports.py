@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from hub import errors, ids
+from hub import errors, ids, metrics
 from hub.access import batch_for, visible_batches
 from hub.envelope import json_object, optional_string, string_field
 from hub.exhaust import MAX_KEY_LENGTH
@@ -54,7 +54,7 @@ async def start_report(hub: Hub, who: Principal, batch: Batch, password: str | N
         if job:
             await hub.jobs.fail(job, "ENQUEUE_FAILED")
         raise errors.NOT_STARTED() from None
-    hub.metrics.requests.labels("submitted").inc()
+    metrics.REPORT_REQUESTS.labels("submitted").inc()
     return submission.job_id
 
 
@@ -63,7 +63,7 @@ async def announce_duplicate(hub: Hub, who: Principal, job_id: str, batch_id: st
     when it has ended in the meantime (nothing is said: a duplicate never follows a job's end)."""
     told = await hub.jobs.tell_duplicate(who.user_id, batch_id, job_id)
     if told:
-        hub.metrics.requests.labels("duplicate").inc()
+        metrics.REPORT_REQUESTS.labels("duplicate").inc()
     return told
 
 
