@@ -22,6 +22,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from hub.config import Settings
 from hub.i18n import CATALOGUE
 from tests.helpers import MENTOR, Call, next_event, running_worker, system_tool
+from tests.nginx import nginx_in_front
 
 BATCH = "batch-0001"
 COURSE = "do_course_0001"
@@ -38,6 +39,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+CLICK_THROUGH_PROXY = """async () => (await fetch('/report-hub-api/v1/reports/course-progress', {
+  method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({batchId: 'batch-0001'}),
+})).status"""
 WAIT_MS = 15_000  # a report of 120 rows takes well under a second; this only bounds a broken run
 READY = '.toast[data-event-type="report.completed"]'
 
@@ -318,3 +322,20 @@ async def test_a_page_in_hindi_shows_its_labels_and_toasts_in_hindi(context, hub
     await page.click("#download-report")  # no worker: the first job is still running
     duplicate = page.locator('.toast[data-event-type="report.duplicate"][data-event-id]')
     await expect(duplicate).to_contain_text(CATALOGUE["hi"]["messages.imsg.m0040"])
+
+
+async def test_behind_the_portal_the_client_calls_its_proxy_and_hears_over_a_socket_through_nginx(
+    context, hub: TestServer, tmp_path: Path, token
+) -> None:
+    async with nginx_in_front(hub.port, tmp_path / "nginx", portal=True) as base:
+        await context.add_cookies([{"name": "session_token", "value": token(), "url": base}])
+        page = await context.new_page()
+        await page.goto(f"{base}/portal/")
+        await page.wait_for_function("() => window.client?.state === 'open'")
+        # The portal page's click: to its proxy, with no token of its own.
+        status = await page.evaluate(CLICK_THROUGH_PROXY)
+        await page.wait_for_function("() => window.heard.some((event) => event.type === 'report.submitted')")
+        heard = await page.evaluate("() => window.heard.find((event) => event.type === 'report.submitted')")
+        await page.close()
+    assert status == 202
+    assert heard["message"] == CATALOGUE["hi"]["hub.report.submitted"]

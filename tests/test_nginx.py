@@ -26,7 +26,8 @@ async def front(hub: TestServer, tmp_path: Path) -> AsyncIterator[aiohttp.Client
     """A client of the hub through nginx, as a browser on DIKSHA's host is."""
     async with (
         nginx_in_front(hub.port, tmp_path / "nginx") as base,
-        aiohttp.ClientSession(base_url=base + "/report-hub/") as session,
+        # A page of the portal's host, as a browser sends it: Origin is that host, with its port.
+        aiohttp.ClientSession(base_url=base + "/report-hub/", headers={"Origin": base}) as session,
     ):
         yield session
 

@@ -7,6 +7,11 @@
 //   client.addEventListener('event', (e) => console.log(e.detail));
 //   client.start();
 //
+// Behind the portal (its browser holds no token): calls go through the portal's proxy, which adds the
+// user's token; the socket goes straight to the hub through DIKSHA's nginx with the ticket got that way:
+//
+//   new HubClient({ baseUrl: '/report-hub-api', streamBaseUrl: '/report-hub', userId, lang: 'hi' });
+//
 // Delivery rules: the hub keeps each user's events in an ordered log and resumes from `lastEventId`,
 // so after any reconnect we ask for what we missed and drop what we already showed. Every tab keeps
 // its own connection (each tab shows each event once) and shares events with the other tabs over a
@@ -37,7 +42,8 @@ export class HubError extends Error {
  * (a sentence for people) and `params.err` (a code for programs) on any failure.
  */
 export async function hubRequest(baseUrl, token, path, { method = 'GET', body } = {}) {
-  const headers = { Accept: 'application/json', Authorization: `Bearer ${token}` };
+  const headers = { Accept: 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`; // none behind the portal: its proxy adds the user's
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let response;
   try {
@@ -127,7 +133,9 @@ function writeStorage(key, value) {
  */
 export class HubClient extends EventTarget {
   #baseUrl;
+  #streamBaseUrl; // where the socket or stream opens: the hub through nginx, when calls go through a proxy
   #getToken;
+  #givenUserId;
   #storagePrefix;
   #transports;
   #pollIntervalMs;
@@ -156,7 +164,9 @@ export class HubClient extends EventTarget {
 
   constructor({
     baseUrl = '',
-    getToken,
+    streamBaseUrl = baseUrl,
+    getToken = () => null,
+    userId = null,
     storagePrefix = 'hub',
     transports = DEFAULT_TRANSPORTS,
     pollIntervalMs = 3000,
@@ -166,11 +176,13 @@ export class HubClient extends EventTarget {
     lang = '',
   } = {}) {
     super();
-    if (typeof getToken !== 'function') throw new TypeError('HubClient needs a getToken() function');
+    if (typeof getToken !== 'function') throw new TypeError('getToken must be a function');
     const unknown = transports.filter((t) => !DEFAULT_TRANSPORTS.includes(t));
     if (!transports.length || unknown.length) throw new TypeError(`Unknown transports: ${unknown.join(', ') || '(none)'}`);
     this.#baseUrl = baseUrl.replace(/\/$/, '');
+    this.#streamBaseUrl = streamBaseUrl.replace(/\/$/, '');
     this.#getToken = getToken;
+    this.#givenUserId = userId;
     this.#storagePrefix = storagePrefix;
     this.#transports = [...transports];
     this.#pollIntervalMs = pollIntervalMs;
@@ -198,7 +210,7 @@ export class HubClient extends EventTarget {
 
   start() {
     if (this.#running) return;
-    this.#userId = userIdFromToken(this.#getToken()) ?? 'anonymous';
+    this.#userId = userIdFromToken(this.#getToken()) ?? this.#givenUserId ?? 'anonymous';
     this.#streamId = this.#floor = readStorage(this.#storageKey);
     this.#seen.clear();
     this.#resyncedAt = undefined;
@@ -372,7 +384,7 @@ export class HubClient extends EventTarget {
   }
 
   #streamUrl(path, ticket, websocket) {
-    const url = new URL(this.#baseUrl + path, globalThis.location?.href);
+    const url = new URL(this.#streamBaseUrl + path, globalThis.location?.href);
     if (websocket) url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     url.searchParams.set('ticket', ticket);
     if (this.#streamId) url.searchParams.set('lastEventId', this.#streamId);
