@@ -26,6 +26,7 @@ from hub.keyfolder import KeyFolder
 log = logging.getLogger(__name__)
 SUPPORT_ROLE = "SUPPORT"
 TICKET_TTL_SECONDS = 30
+LANGUAGE_KEPT_SECONDS = 90 * 24 * 3600
 JWKS_COOLDOWN_SECONDS = 10.0
 JWKS_TIMEOUT_SECONDS = 5.0
 
@@ -216,10 +217,14 @@ class Tickets:
         self._redis = redis
 
     async def issue(self, principal: Principal, lang: str) -> str:
-        """`lang`: the language the socket opened with this ticket speaks, unless it asks for another."""
+        """`lang`: the language the socket opened with this ticket speaks, unless it asks for another; kept
+        as the user's, for what reaches them with no socket (feed notifications)."""
         ticket = secrets.token_urlsafe(24)
         value = orjson.dumps({"u": principal.user_id, "r": sorted(principal.roles), "e": principal.expires, "l": lang})
-        await self._redis.set(keys.ticket(ticket), value, ex=TICKET_TTL_SECONDS)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.ticket(ticket), value, ex=TICKET_TTL_SECONDS)
+            pipe.set(keys.user_language(principal.user_id), lang, ex=LANGUAGE_KEPT_SECONDS)
+            await pipe.execute()
         return ticket
 
     async def redeem(self, ticket: str) -> tuple[Principal, str]:

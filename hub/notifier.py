@@ -16,10 +16,12 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from hub import metrics
+from hub import keys, metrics
 from hub.config import Settings
-from hub.i18n import text
+from hub.i18n import ENGLISH, text
 from hub.job import Job, Status
 from hub.source import Source, SourceError
 
@@ -49,10 +51,17 @@ def dashboard_link(settings: Settings, job: Job) -> str:
 
 
 def feed_request(
-    settings: Settings, job: Job, status: Status, reason: str | None, names: tuple[str, str], event: dict[str, Any]
+    settings: Settings,
+    job: Job,
+    status: Status,
+    reason: str | None,
+    names: tuple[str, str],
+    event: dict[str, Any],
+    lang: str = ENGLISH,
 ) -> dict[str, Any]:
     """The notification service's request (`notification.json`) for one ended report. `names`: the course's
-    and the batch's names; `event`: the job's last event, whose download link goes alongside."""
+    and the batch's names; `event`: the job's last event, whose download link goes alongside; `lang`: the
+    language of its title."""
     ready = status == Status.SUCCESS
     info = {
         "deepLink": dashboard_link(settings, job),
@@ -65,7 +74,8 @@ def feed_request(
         **({key: event[key] for key in ("downloadUrl", "expiresAt") if key in event} if ready else {}),
         **({} if ready else {"reason": reason or "UNKNOWN"}),
     }
-    title = text("hub.feed.ready" if ready else "hub.feed.failed").format(courseName=names[0], batchName=names[1])
+    key = "hub.feed.ready" if ready else "hub.feed.failed"
+    title = text(key, lang).format(courseName=names[0], batchName=names[1])
     notification = {
         "ids": [job.requested_by],
         "priority": 1,
@@ -81,17 +91,18 @@ def feed_request(
                 "params": {"title": orjson.dumps(title).decode()[1:-1], "batchId": job.batch_id},
             },
             "createdBy": SENDER,
-            "additionalInfo": info,
+            "additionalInfo": {**info, "messageKey": key},
         },
     }
     return {"request": {"notifications": [notification]}}
 
 
 class Notifier:
-    def __init__(self, settings: Settings, source: Source) -> None:
+    def __init__(self, settings: Settings, source: Source, redis: Redis) -> None:
         assert settings.notification_url is not None
         self._settings = settings
         self._source = source
+        self._redis = redis
         self._url = settings.notification_url + SEND_PATH
         self._session: aiohttp.ClientSession | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -110,8 +121,17 @@ class Notifier:
             batch = None
         return (batch.course_name, batch.name) if batch else (job.course_id, job.batch_id)
 
+    async def _language(self, job: Job) -> str:
+        """The requester's language, as their last socket or stream asked for it; English if none did."""
+        try:
+            lang = await self._redis.get(keys.user_language(job.requested_by))
+        except RedisError:
+            return ENGLISH
+        return lang.decode() if lang else ENGLISH
+
     async def _notify(self, job: Job, status: Status, reason: str | None, event: dict[str, Any]) -> None:
-        body = feed_request(self._settings, job, status, reason, await self._names(job), event)
+        names, lang = await self._names(job), await self._language(job)
+        body = feed_request(self._settings, job, status, reason, names, event, lang)
         await self._send(body, job.job_id)
 
     async def _send(self, body: dict[str, Any], job_id: str) -> None:

@@ -77,6 +77,13 @@ def env(env: dict[str, str], receiver_url: str) -> dict[str, str]:
     return {**env, "SUNBIRD_NOTIFICATION_URL": receiver_url, "PORTAL_URL": PORTAL}
 
 
+def rendered_title(action: dict[str, Any]) -> str:
+    """The title as the notification service stores it: `template.data` rendered by Velocity (airspeed, a
+    Python implementation of it) with `template.params`, then read as the JSON the portal and app parse."""
+    template = action["template"]
+    return json.loads(airspeed.Template(template["data"]).merge(template["params"]))["title"]
+
+
 async def arrival(receiver: Receiver, within: float = 10) -> dict[str, Any]:
     async with asyncio.timeout(within):
         await receiver.arrived.wait()
@@ -129,9 +136,17 @@ async def test_the_title_shows_a_course_name_as_it_is_after_velocity_renders_it(
     with sqlite3.connect(settings.source_url.removeprefix("sqlite:///")) as conn:
         conn.execute("UPDATE courses SET name = ?", (COURSE_NAME,))
     await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
-    template = (await arrival(receiver))["action"]["template"]
-    rendered = airspeed.Template(template["data"]).merge(template["params"])  # what the service stores
-    assert json.loads(rendered)["title"].startswith(f"Course progress report of {COURSE_NAME} (")
+    assert rendered_title((await arrival(receiver))["action"]).startswith(f"Course progress report of {COURSE_NAME} (")
+
+
+async def test_the_title_is_in_the_language_the_mentor_last_opened_a_socket_in(
+    call: Call, worker, receiver: Receiver
+) -> None:
+    assert (await call("POST", "/v1/notifications/ticket?lang=hi"))[0] == 200
+    await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
+    action = (await arrival(receiver))["action"]
+    assert rendered_title(action).endswith("की पाठ्यक्रम प्रगति रिपोर्ट तैयार है।")
+    assert action["additionalInfo"]["messageKey"] == "hub.feed.ready"
 
 
 async def test_a_notification_refused_for_a_while_is_sent_again(call: Call, worker, receiver: Receiver) -> None:
