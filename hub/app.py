@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hub import sweeper
 from hub.config import Settings
 from hub.metrics import exposition
 from hub.metrics.http import measured
@@ -24,6 +23,7 @@ from hub.request import HUB
 from hub.routes import setup_routes
 from hub.routes.health import scrape
 from hub.services import open_hub
+from hub.sweeper import Sweeper
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> web.Application:
         metrics = await exposition.serve(settings.host, port, lambda: scrape(hub)) if port else None
         await hub.bus.start()
         await hub.telemetry.start()
-        sweeping = asyncio.create_task(sweeper.run(hub.jobs, hub.redis, settings), name="hub-sweeper")
+        sweeping = asyncio.create_task(Sweeper(hub.jobs, hub.redis, settings, hub.source).run(), name="hub-sweeper")
         yield
         sweeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):

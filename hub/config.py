@@ -44,6 +44,7 @@ REPORT_ROLES = frozenset({"ORG_ADMIN", "REPORT_ADMIN", "COURSE_ADMIN"})
 # A job's records (its hash and timeline, the user's event log) outlive its report file by this much, so
 # whoever comes back just after the file was deleted is told the report expired, not that it never was.
 RECORD_GRACE_SECONDS = 3600
+AUDIT_RETENTION_DEFAULT = 365 * 24 * 3600  # a year: audits look back further than reports are kept
 # REPORT_ZIP_ENCRYPTION's values and libarchive's names for them.
 ZIP_CIPHERS = {"zipcrypto": "zipcrypt", "aes256": "aes256"}
 
@@ -103,6 +104,8 @@ class Settings:
     zip_encryption: str = "zipcrypt"  # libarchive's name of the cipher of password-protected reports
     notification_url: str | None = None  # Sunbird's notification service; None sends no feed items
     metrics_port: int | None = None  # Prometheus metrics on a port of their own; None: on the public `/metrics`
+    # Seconds the record of what support staff did is kept.
+    audit_retention: int = AUDIT_RETENTION_DEFAULT
     # Sunbird's folder of PEM public keys, each file named by its `kid` (hub.keyfolder).
     jwt_keys_dir: str | None = None
     # The portal's base URL: feed notifications open the batch's dashboard there.
@@ -270,6 +273,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         allowed_origins=origins,
         event_retention=_int(env, "EVENT_RETENTION", 1000),
         report_retention=_int(env, "REPORT_RETENTION", 7 * 24 * 3600),
+        audit_retention=_int(env, "AUDIT_RETENTION", AUDIT_RETENTION_DEFAULT),
         report_timeout=_int(env, "REPORT_TIMEOUT", 300),
         max_tries=_int(env, "REPORT_MAX_TRIES", 3),
         rate_limit=_int(env, "RATE_LIMIT", 120),

@@ -57,6 +57,7 @@ FORMAT_NOT_SUPPORTED = Problem(400, "CLIENT_ERROR", "output_format '{value}' is 
 FILTERS_EMPTY = Problem(400, "CLIENT_ERROR", "Filters are empty")
 UNSUPPORTED_FILTERS = Problem(400, "CLIENT_ERROR", "Unsupported filters; supported: {supported}")
 INVALID_FILTER = Problem(400, "CLIENT_ERROR", "filters.{name} must be {kind}")
+INVALID_SEARCH = Problem(400, "INVALID_REQUEST", "{detail}")
 INVALID_LIMIT = Problem(400, "CLIENT_ERROR", "limit must be a whole number from 1 to {limit}")
 # Who is calling
 NO_BEARER = Problem(401, "UNAUTHORIZED", "Send 'Authorization: Bearer <token>' with this request.")

@@ -16,6 +16,7 @@ from redis.exceptions import ResponseError
 from hub import keys, metrics, scripts
 from hub.envelope import now_iso
 from hub.i18n import text
+from hub.job import job_ref
 
 # The `messageKey` of each event a person reads (hub.i18n has its texts), and its English `message`.
 MESSAGE_KEYS = {
@@ -40,6 +41,7 @@ def frame_id(frame: str) -> str:
 def draft(event_type: str, job_id: str, batch_id: str, **extra: Any) -> bytes:
     """An event without its id; the id is the stream id Redis gives it when it is stored."""
     event: dict[str, Any] = {"type": event_type, "ts": now_iso(), "jobId": job_id, "batchId": batch_id}
+    event["ref"] = job_ref(job_id)  # what the mentor reads out to support
     if event_type in MESSAGES:
         event["message"] = MESSAGES[event_type]
         event["messageKey"] = MESSAGE_KEYS[event_type]

@@ -276,6 +276,7 @@ async def job_answer(record: Record, job: Job, storage: Storage) -> dict[str, An
     completed = job.completed_at if job.status.ended else None
     return {
         "requestId": record.request_id,
+        "ref": job.ref,
         "tag": record.tag,
         "dataset": record.dataset,
         "requestedBy": record.requested_by,

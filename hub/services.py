@@ -33,6 +33,7 @@ from hub.readiness import Readiness
 from hub.reports import Jobs
 from hub.source import Source, SourceError, open_source
 from hub.storage import Storage, StorageError
+from hub.support import Support, open_support
 from hub.telemetry import TelemetrySink
 
 
@@ -64,6 +65,7 @@ class Hub(Core):
     telemetry: TelemetrySink
     limits: Limits
     connections: Connections
+    support: Support
     # Set once SIGTERM arrives: /readyz answers 503 and no new socket or stream is opened.
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     # Requests being answered (sockets and streams included), and an event set whenever there are none.
@@ -132,4 +134,5 @@ async def open_hub(settings: Settings) -> Hub:
         telemetry=TelemetrySink(settings),
         limits=Limits(redis, settings),
         connections=Connections(redis, settings),
+        support=open_support(redis, settings, core.jobs.deadline_ms + settings.records_kept_seconds * 1000),
     )

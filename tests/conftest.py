@@ -26,7 +26,8 @@ from hub.embedded import embedded_redis, free_port, valkey
 from hub.identity import mint_token
 from hub.source import Source, open_source
 from hub.source.seed import seed
-from tests.helpers import LINK_SECRET, MENTOR, SECRET, Call, running_worker
+from tests.helpers import LINK_SECRET, MENTOR, SECRET, SUPPORT, Call, running_worker
+from tests.proxy import Proxy
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +50,16 @@ def valkey_server(tmp_path: Path) -> Iterator[ValkeyServer]:
 
 
 @pytest.fixture
+async def proxy(redis_server: str) -> AsyncIterator[Proxy]:
+    """A proxy in front of the test's Redis that can drop a command's reply or refuse it (`tests/proxy.py`);
+    a test module routes the hub and worker through it with `REDIS_URL=proxy.url`."""
+    carrier = Proxy(redis_server)
+    await carrier.start()
+    yield carrier
+    await carrier.close()
+
+
+@pytest.fixture
 async def redis(redis_server: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_server)
     await client.flushdb()
@@ -57,8 +68,9 @@ async def redis(redis_server: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-def env(redis_server: str, tmp_path: Path) -> dict[str, str]:
-    """The environment a deployment would set; tests change entries before building `settings`."""
+def env(redis_server: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment a deployment would set; tests change entries before building `settings`, or name
+    them with `@pytest.mark.parametrize("env", [{...}], indirect=True)`."""
     port = free_port()
     return {
         "REDIS_URL": redis_server,
@@ -70,6 +82,7 @@ def env(redis_server: str, tmp_path: Path) -> dict[str, str]:
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "TELEMETRY_PATH": str(tmp_path / "telemetry.jsonl"),
         "REPORT_TIMEOUT": "20",
+        **getattr(request, "param", {}),
     }
 
 
@@ -113,6 +126,29 @@ async def worker(settings: Settings, redis: Redis) -> AsyncIterator[Worker]:
 
 
 @pytest.fixture
+def job_status(call: Call) -> Callable[..., Any]:
+    """`await job_status(job_id)`: the job's status as its requester reads it."""
+
+    async def read(job_id: str) -> str:
+        _, body = await call("GET", f"/v1/reports/jobs/{job_id}")
+        return body["result"]["status"]
+
+    return read
+
+
+@pytest.fixture
+def timeline(call: Call, token: Callable[..., str]) -> Callable[..., Any]:
+    """`await timeline(job_id)`: the types of the job's events, oldest first, as support reads them."""
+
+    async def read(job_id: str) -> list[str]:
+        headers = {"Authorization": f"Bearer {token('support-0001', 'SUPPORT')}"}
+        _, body = await call("GET", f"/v1/support/jobs/{job_id}/events", user=None, headers=headers)
+        return [event["type"] for event in body["result"]["events"]]
+
+    return read
+
+
+@pytest.fixture
 def token() -> Callable[..., str]:
     def make(user_id: str = MENTOR, *roles: str, ttl: int = 600) -> str:
         return mint_token(user_id, list(roles) or ["COURSE_MENTOR"], ttl, SECRET)
@@ -152,3 +188,14 @@ def socket_url(hub: TestServer, http: aiohttp.ClientSession, token: Callable[...
         return url + (f"&lastEventId={last_event_id}" if last_event_id else "")
 
     return make
+
+
+@pytest.fixture
+def support_call(call: Call, token: Callable[..., str]) -> Call:
+    """`call` as support staff (role SUPPORT)."""
+
+    async def send(method: str, path: str, **kwargs: Any) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token(SUPPORT, 'SUPPORT')}", **kwargs.pop("headers", {})}
+        return await call(method, path, user=None, headers=headers, **kwargs)
+
+    return send

@@ -9,11 +9,12 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest
 from arq.worker import Worker
 
@@ -23,6 +24,7 @@ from jobs.worker import create_worker
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 LINK_SECRET = "test-link-secret-no-token-can-be-signed-with"
 MENTOR = "mentor-0001"
+SUPPORT = "support-0001"
 
 # `await call("POST", path, json=..., user=...)` -> (status, envelope); see the `call` fixture.
 Call = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
@@ -69,6 +71,40 @@ def system_tool(name: str, install: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(f"{name} is not installed; CI must install it ({install}).")
     pytest.skip(f"{name} is not installed: {install}")
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 15) -> None:
+    """Waits for a state no event announces (a job taken by a worker, a worker started), looking again
+    every few milliseconds."""
+    async with asyncio.timeout(within):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.02)
+
+
+@contextlib.contextmanager
+def part_writers_stopped() -> Iterator[None]:
+    """This process's part writers stopped (SIGSTOP) as a hung process is, and let go again on leaving:
+    a report started meanwhile stays PROCESSING, its worker alive and its slot taken."""
+    writers = [child for child in psutil.Process().children(recursive=True) if _is_part_writer(child)]
+    assert writers, "the worker has started its part writers"
+    for writer in writers:
+        writer.suspend()
+    try:
+        yield
+    finally:
+        for writer in writers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                writer.resume()
+
+
+def _is_part_writer(process: psutil.Process) -> bool:
+    """A live part writer (a process an earlier test's worker left may be a zombie, with no command line)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
 
 
 def hub_command(*args: str) -> list[str]:

@@ -48,11 +48,16 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/v1/notifications/stream"):                (*REFUSED, 200, 200, 200, 200, 200),
     ("GET", "/v1/support/jobs/{job}/events"):           (*REFUSED, 403, 403, 403, 403, 200),
     ("POST", "/v1/support/jobs/{job}/replay"):          (*REFUSED, 403, 403, 403, 403, 200),
+    ("GET", "/v1/support/jobs?userId={mentor}"):        (*REFUSED, 403, 403, 403, 403, 200),
+    ("GET", "/v1/support/jobs/{job}"):                  (*REFUSED, 403, 403, 403, 403, 200),
+    ("GET", "/v1/support/audit"):                       (*REFUSED, 403, 403, 403, 403, 200),
+    ("POST", "/v1/support/jobs/{job}/rerun"):           (*REFUSED, 403, 403, 403, 403, 202),
     ("POST", "/v1/telemetry"):                          (*REFUSED, 200, 200, 200, 200, 200),
     ("GET", "{link}"):                                  ANYONE,  # the signed link is the credential
     ("GET", "/files/{job}"):                            (403,) * 11,  # the same link without its signature
     ("GET", "/"):                                       ANYONE,
     ("GET", "/web/hub-client.js"):                      ANYONE,
+    ("GET", "/support"):                                ANYONE,  # the console's page; its data needs SUPPORT
     ("GET", "/healthz"):                                ANYONE,
     ("GET", "/readyz"):                                 ANYONE,
     ("GET", "/metrics"):                                ANYONE,
@@ -127,7 +132,7 @@ async def test_every_route_answers_every_kind_of_caller_as_the_table_says(
     callers = tokens(realm)
     mismatches = []
     for (method, path), expected in MATRIX.items():
-        url = path.format(batch=BATCH, job=ready["jobId"], link=link)
+        url = path.format(batch=BATCH, job=ready["jobId"], link=link, mentor=MENTOR)
         for caller, want in zip(CALLERS, expected, strict=True):
             token = callers[caller]
             headers = {"Authorization": f"Bearer {token}"} if token else {}

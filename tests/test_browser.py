@@ -1,10 +1,11 @@
 """The dashboard page in a real browser (Debian's Chromium driven by Playwright) against a real hub,
 arq worker and Valkey: the toasts a mentor sees, the file they save, the telemetry of their click, and
-the page at desktop and phone width (screenshots land in `artifacts/`).
+the page at desktop and phone width (screenshots land in `artifacts/`); and the support console beside it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -18,10 +19,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from arq.worker import Worker
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from redis.asyncio import Redis
 
+from hub import keys
 from hub.config import Settings
 from hub.i18n import CATALOGUE
-from tests.helpers import MENTOR, Call, next_event, running_worker, system_tool
+from tests.helpers import MENTOR, SUPPORT, Call, next_event, running_worker, system_tool
 from tests.nginx import nginx_in_front
 
 BATCH = "batch-0001"
@@ -339,3 +342,126 @@ async def test_behind_the_portal_the_client_calls_its_proxy_and_hears_over_a_soc
         await page.close()
     assert status == 202
     assert heard["message"] == CATALOGUE["hi"]["hub.report.submitted"]
+
+
+# ---- the support console -------------------------------------------------------------------------
+
+FAILED = '.toast[data-event-type="report.failed"]'
+# No worker at first: the first click fails NO_WORKER within seconds, for support to find.
+QUICK_NO_WORKER = {"QUEUE_WAIT": "2", "SWEEP_INTERVAL": "0.2"}
+
+
+async def worker_registered(redis: Redis) -> None:
+    """Waits until the worker has told Redis it is alive: a job asked for from then on is taken in time."""
+    async with asyncio.timeout(15):
+        # The worker is another task's loop: nothing in this one is told, so Redis is asked.
+        while not await redis.zcard(keys.WORKERS):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+async def ref_in(toast) -> str:
+    """The reference a mentor reads out: shown in every toast of the page."""
+    return (await toast.locator(".toast__ref-code").inner_text()).strip()
+
+
+async def open_console(profile: BrowserContext, hub: TestServer, token: Callable[..., str]) -> Page:
+    page = await profile.new_page()
+    await page.goto(f"{hub.make_url('/support')}#token={token(SUPPORT, 'SUPPORT')}")
+    await expect(page.locator("#search-form")).to_be_visible()
+    return page
+
+
+async def search(console: Page, **fields: str) -> None:
+    for name in ("ref", "user", "batch"):
+        await console.fill(f"#search-{name}", fields.get(name, ""))
+    await console.click("#search-button")
+
+
+async def confirm(console: Page, action: str) -> None:
+    await console.click(f"#{action}")
+    await expect(console.locator("#confirm")).to_be_visible()
+    await console.click("#confirm-yes")
+
+
+@pytest.mark.parametrize("env", [QUICK_NO_WORKER], indirect=True, ids=["quick no-worker"])
+async def test_support_finds_the_mentors_jobs_reads_them_and_puts_them_right_in_the_console(
+    open_dashboard,
+    context: BrowserContext,
+    hub: TestServer,
+    token,
+    settings: Settings,
+    source,
+    redis: Redis,
+) -> None:
+    await source.insert("users", ("user_id", "name"), [(MENTOR, "Asha Rao")])
+    mentor = await open_dashboard()
+    await mentor.click("#download-report")
+    failed_ref = await ref_in(mentor.locator(FAILED))
+    async with running_worker(settings):
+        await worker_registered(redis)
+        await mentor.click("#download-report")
+        ready_toast = mentor.locator(READY)
+        await expect(ready_toast).to_have_count(1)
+        ready_ref = await ref_in(ready_toast)
+
+        console = await open_console(context, hub, token)
+        await search(console, user=MENTOR)
+        rows = console.locator("#results .result")
+        await expect(rows).to_have_count(2)
+        assert [await row.get_attribute("data-ref") for row in await rows.all()] == [ready_ref, failed_ref]
+        await expect(console.locator("#results-mentor")).to_contain_text("Asha Rao")
+        await expect(console.locator("#refused-panel")).to_be_visible()
+
+        await search(console, ref=f"{failed_ref[:4].lower()}-{failed_ref[4:]}")
+        await expect(rows).to_have_count(1)
+        await expect(rows.first).to_contain_text("Failed: no report worker started it in time")
+
+        await search(console, ref=ready_ref)
+        await expect(rows).to_have_count(1)
+        await rows.first.get_by_role("button", name="Open").click()
+        await expect(console.locator("#job-ref")).to_have_text(ready_ref)
+        await expect(console.locator("#job-connection")).to_have_attribute("data-connected", "true")
+        await expect(console.locator("#job-connection")).to_contain_text("on 1 device")
+        await expect(console.locator('#timeline li[data-type="report.completed"][data-delivered="1"]')).to_have_count(1)
+        assert "/files/" not in await console.content(), "support is never shown a link to the file"
+
+        told = await ready_toast.get_attribute("data-event-id")
+        await confirm(console, "replay")
+        await expect(console.locator("#action-result")).to_contain_text("Sent again")
+        await expect(console.locator("#timeline li", has_text="(sent again by support)")).to_have_count(1)
+        await expect(ready_toast).not_to_have_attribute("data-event-id", told or "")
+        await expect(ready_toast.get_by_role("link", name="Save file")).to_have_count(1)
+
+        await confirm(console, "rerun")
+        await expect(console.locator("#action-result")).to_contain_text("Started again: new reference")
+        new_ref = (await console.locator("#action-result").inner_text()).split("new reference ")[1][:8]
+        await expect(mentor.locator(f"{READY} .toast__ref-code", has_text=new_ref)).to_have_count(1)
+
+    await console.click("#audit-load")
+    entries = console.locator("#audit .audit-entry")
+    await expect(entries.first).to_have_attribute("data-action", "view")
+    actions = [await entry.get_attribute("data-action") for entry in await entries.all()]
+    # The job's page is read again after each action, to show it in the timeline.
+    assert actions == ["view", "rerun", "view", "replay", "view", "search", "search", "search"]
+
+
+@pytest.mark.parametrize(("name", "width"), [("desktop", 1280), ("phone", 360)], ids=["desktop", "phone"])
+async def test_the_console_fits_the_screen_and_is_saved_as_a_screenshot(
+    context: BrowserContext,
+    hub: TestServer,
+    token,
+    call,
+    name: str,
+    width: int,
+) -> None:
+    await call("POST", "/v1/reports/course-progress", json={"batchId": "batch-0001"})
+    console = await open_console(context, hub, token)
+    await console.set_viewport_size({"width": width, "height": 800})
+    await search(console, user=MENTOR)
+    await expect(console.locator("#results .result")).to_have_count(1)
+    await console.locator("#results .result").first.get_by_role("button", name="Open").click()
+    await expect(console.locator("#timeline li")).to_have_count(1)
+    scroll_width = await console.evaluate("() => document.documentElement.scrollWidth")
+    assert scroll_width <= width, f"the console scrolls sideways at {width}px ({scroll_width}px wide)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    await console.screenshot(path=ARTIFACTS / f"support-{name}.png", full_page=True)

@@ -283,6 +283,7 @@ function showEventToast(event) {
     key: toastKey(event),
     message: event.message || defaultMessage(event.type),
     context: batchLabel(event.batchId),
+    ref: event.ref,
     link: event.type === 'report.completed' ? saveLink(event) : null,
     alert: failed,
     sticky: event.type === 'report.completed',
@@ -322,7 +323,7 @@ function saveLink({ downloadUrl, fileName, jobId, expiresAt }) {
   );
 }
 
-function showToast({ type, id, jobId, key, message, context, link, alert = false, sticky = false }) {
+function showToast({ type, id, jobId, key, message, context, ref, link, alert = false, sticky = false }) {
   const region = $('toasts');
   const toast = h(
     'div',
@@ -334,7 +335,8 @@ function showToast({ type, id, jobId, key, message, context, link, alert = false
       'data-job-id': jobId,
       'data-toast-key': key,
     },
-    h('div', { class: 'toast__body' }, h('p', { class: 'toast__message' }, message), context && h('p', { class: 'toast__context' }, context)),
+    h('div', { class: 'toast__body' }, h('p', { class: 'toast__message' }, message), context && h('p', { class: 'toast__context' }, context),
+      ref && h('p', { class: 'toast__ref' }, 'Reference ', h('span', { class: 'toast__ref-code' }, ref))),
     link && h('div', { class: 'toast__actions' }, link),
     h('button', { type: 'button', class: 'toast__close', 'aria-label': 'Dismiss notification', onclick: () => dismissToast(toast) }, '×'),
   );
@@ -508,7 +510,7 @@ async function onDownloadClick() {
       return;
     }
     const jobId = error.result?.jobId;
-    showToast({ type: 'report.duplicate', jobId, key: `duplicate:${jobId}`, message: error.message, context: batchLabel(batch.batchId) });
+    showToast({ type: 'report.duplicate', jobId, key: `duplicate:${jobId}`, message: error.message, context: batchLabel(batch.batchId), ref: error.result && error.result.ref });
     if (jobId && state.batchId === batch.batchId) showProgress(jobId, null);
   }
 }
@@ -516,7 +518,7 @@ async function onDownloadClick() {
 // ---- progress bar --------------------------------------------------------------------------------
 
 /** @param percent 0-100, or null to keep the current value (e.g. we only learnt a job is running) */
-function showProgress(jobId, percent, { rows, total } = {}) {
+function showProgress(jobId, percent, { rows, total, queued, position } = {}) {
   if (state.finishedJobs.has(jobId)) return;
   const bar = $('progress-bar');
   const sameJob = bar.dataset.jobId === jobId;
@@ -527,7 +529,9 @@ function showProgress(jobId, percent, { rows, total } = {}) {
   bar.setAttribute('aria-valuenow', String(value));
   bar.setAttribute('aria-valuetext', `${value}%`);
   $('progress-fill').style.setProperty('--value', String(value / 100));
-  $('progress-label').textContent = Number.isFinite(total) && total > 0
+  $('progress-label').textContent = queued
+    ? `Waiting for a free worker: number ${formatCount(position)} in the queue…`
+    : Number.isFinite(total) && total > 0
     ? `Making the report… ${formatCount(rows)} of ${formatCount(total)} participants (${value}%)`
     : value > 0 ? `Making the report… ${value}%` : 'Preparing report…';
   $('report-progress').hidden = false;

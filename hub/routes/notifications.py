@@ -103,6 +103,7 @@ async def _pump_websocket(
     request: web.Request, ws: web.WebSocketResponse, feed: Feed, backlog: list[str], lang: str
 ) -> None:
     frames_sent = metrics.EVENTS_DELIVERED.labels("ws")
+    deliveries = hub_of(request).support.deliveries
 
     async def pump() -> None:
         frames = backlog
@@ -111,6 +112,7 @@ async def _pump_websocket(
                 if not await sent(request, ws.send_str(localize(frame, lang))):
                     return
                 frames_sent.inc()
+            await deliveries.count(frames)
             frames = await feed.next()
         if feed.closing:
             await sent(request, ws.close(code=GOING_AWAY, message=b"server going away"))
@@ -160,6 +162,7 @@ async def server_sent_events(request: web.Request) -> web.StreamResponse:
                 if not await sent(request, response.write(_sse_chunk(frames, lang) or b": ping\n\n")):
                     break
                 frames_sent.inc(len(frames))
+                await hub_of(request).support.deliveries.count(frames)
                 frames = await feed.next()
     return response
 
@@ -170,6 +173,7 @@ async def poll(request: web.Request) -> Result:
     who = await budgeted(request, "read")
     page = await read_page(hub_of(request).events, who.user_id, resume_point(request.query.get("after")), POLL_LIMIT)
     metrics.EVENTS_DELIVERED.labels("poll").inc(len(page.frames))
+    await hub_of(request).support.deliveries.count(page.frames)
     return {
         "events": [orjson.loads(localize(frame, language(request))) for frame in page.frames],
         "resync": page.resync,

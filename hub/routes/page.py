@@ -1,4 +1,5 @@
-"""The course dashboard page: the static files of `web/` (packaged as `hub.web`), no build step."""
+"""The course dashboard page and the support console: the static files of `web/` (packaged as `hub.web`),
+no build step."""
 
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ async def index(request: web.Request) -> web.Response:
         content_type="text/html",
         headers={"Cache-Control": "no-cache", "Content-Language": lang, "Vary": "Accept-Language"},
     )
+
+
+@routes.get("/support")
+async def support_console(request: web.Request) -> web.FileResponse:
+    """Support staff's console: signs in like the dashboard, and works through the `/v1/support` calls."""
+    return web.FileResponse(WEB_DIR / "support.html", headers={"Cache-Control": "no-cache"})
 
 
 @routes.get("/web/{filename}")

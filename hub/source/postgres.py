@@ -212,6 +212,10 @@ class PostgresSource:
         async with self._connection() as conn:
             return await conn.fetchval(SQL.participants, batch_id)
 
+    async def user_name(self, user_id: str) -> str | None:
+        async with self._connection() as conn:
+            return await conn.fetchval(SQL.user_name, user_id)
+
     async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
         """The count and the bounds come from one snapshot: an enrolment deleted between the two reads must
         not leave an offset past the end, with no user id to bound a part."""

@@ -242,6 +242,7 @@ BATCH = (
 BATCH_MENTORS = "SELECT user_id FROM batch_mentors WHERE batch_id = {p1}"
 ASSESSMENTS = "SELECT content_id FROM course_assessments WHERE course_id = {p1} ORDER BY position, content_id{collate}"
 PARTICIPANTS = "SELECT count(*) FROM enrolments WHERE batch_id = {p1}"
+USER_NAME = "SELECT name FROM users WHERE user_id = {p1}"
 
 
 class Queries:
@@ -257,6 +258,7 @@ class Queries:
         self.mentor_batches = MENTOR_BATCHES.format(p1=p1, collate=collate)
         self.assessments = ASSESSMENTS.format(p1=p1, collate=collate)
         self.participants = PARTICIPANTS.format(p1=p1)
+        self.user_name = USER_NAME.format(p1=p1)
         self.dashboard = dashboard_query(param, day)
         self.histogram = histogram_query(param, day)
         self.part_bound = part_bound_query(param, collate)

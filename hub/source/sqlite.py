@@ -172,6 +172,10 @@ class SqliteSource:
     async def participant_count(self, batch_id: str) -> int:
         return await self._run(lambda conn: conn.execute(SQL.participants, (batch_id,)).fetchone()[0])
 
+    async def user_name(self, user_id: str) -> str | None:
+        row = await self._run(lambda conn: conn.execute(SQL.user_name, (user_id,)).fetchone())
+        return row[0] if row else None
+
     async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
             total = conn.execute(SQL.participants, (batch_id,)).fetchone()[0]
