@@ -70,6 +70,7 @@ async def _serve(settings: Settings, drain_on_signals: bool = False) -> None:
     if drain_on_signals:
         for signum in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, app[HUB].verifier.reload)
     try:
         try:
             await web.TCPSite(runner, settings.host, settings.port).start()

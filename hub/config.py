@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jwt
 from cryptography.hazmat.primitives import serialization
 
+from hub.keyfolder import KeyFolderError, read_key_folder
 from hub.logs import FORMATS
 from hub.redact import redact
 
@@ -108,6 +109,10 @@ class Settings:
     metrics_port: int | None = None  # Prometheus metrics on a port of their own; None: on the public `/metrics`
     # Seconds the record of what support staff did is kept.
     audit_retention: int = AUDIT_RETENTION_DEFAULT
+    # Sunbird's folder of PEM public keys, each file named by its `kid` (hub.keyfolder).
+    jwt_keys_dir: str | None = None
+    # The portal's base URL: feed notifications open the batch's dashboard there.
+    portal_url: str | None = None
 
     @property
     def records_kept_seconds(self) -> int:
@@ -312,7 +317,8 @@ def _metrics_port(env: Mapping[str, str], port: int) -> int | None:
 
 
 def _sunbird(env: Mapping[str, str]) -> dict[str, object]:
-    """The settings of the Sunbird clients' side: the data-exhaust API, its ZIPs, the notification feed."""
+    """The settings of the Sunbird side: the data-exhaust API, its ZIPs, the notification feed, the portal,
+    the token key folder."""
     roles = frozenset(role.strip() for role in env.get("REPORT_ROLES", "").split(",") if role.strip())
     cipher = env.get("REPORT_ZIP_ENCRYPTION", "").strip().lower() or "zipcrypto"
     if cipher not in ZIP_CIPHERS:
@@ -320,7 +326,18 @@ def _sunbird(env: Mapping[str, str]) -> dict[str, object]:
     notification_url = env.get("SUNBIRD_NOTIFICATION_URL", "").strip() or None
     if notification_url:
         _url(env, "SUNBIRD_NOTIFICATION_URL", notification_url, ("http", "https"))
+    portal_url = env.get("PORTAL_URL", "").strip() or None
+    if portal_url:
+        _url(env, "PORTAL_URL", portal_url, ("http", "https"))
+    keys_dir = env.get("JWT_KEYS_DIR", "").strip() or None
+    if keys_dir:
+        try:
+            read_key_folder(keys_dir)
+        except KeyFolderError as exc:
+            raise ConfigError(f"JWT_KEYS_DIR {exc}") from None
     return {
+        "jwt_keys_dir": keys_dir,
+        "portal_url": portal_url.rstrip("/") if portal_url else None,
         "report_roles": roles or REPORT_ROLES,
         "zip_encryption": ZIP_CIPHERS[cipher],
         "notification_url": notification_url.rstrip("/") if notification_url else None,
@@ -336,13 +353,15 @@ def require_redis(settings: Settings) -> str:
 def signs_with_public_keys(settings: Settings) -> bool:
     """With a Keycloak key configured, only its signatures count: an HS256 secret beside it would let
     whoever holds that secret mint any user's token."""
-    return bool(settings.jwt_public_key or settings.jwt_jwks or settings.jwt_jwks_url)
+    return bool(settings.jwt_public_key or settings.jwt_jwks or settings.jwt_jwks_url or settings.jwt_keys_dir)
 
 
 def require_verifier(settings: Settings) -> None:
     """The server must be able to check tokens, with a key nobody else knows, and sign links."""
     if not (settings.jwt_secret or signs_with_public_keys(settings)):
-        raise ConfigError("JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS or JWT_JWKS_URL must be set to verify tokens")
+        raise ConfigError(
+            "JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS, JWT_JWKS_URL or JWT_KEYS_DIR must be set to verify tokens"
+        )
     if settings.jwt_secret == DEV_JWT_SECRET:
         raise ConfigError("JWT_SECRET is the development secret that `hub dev` uses; set a secret of your own")
     if settings.jwt_secret and len(settings.jwt_secret) < MIN_SECRET_LENGTH:

@@ -63,6 +63,9 @@ INVALID_LIMIT = Problem(400, "CLIENT_ERROR", "limit must be a whole number from 
 NO_BEARER = Problem(401, "UNAUTHORIZED", "Send 'Authorization: Bearer <token>' with this request.")
 UNTRUSTED_TOKEN = Problem(401, "UNAUTHORIZED", "The access token is missing, malformed or not trusted.")
 TOKEN_EXPIRED = Problem(401, "TOKEN_EXPIRED", "Your session has expired. Please sign in again.")
+USER_MISMATCH = Problem(401, "UNAUTHORIZED", "X-Authenticated-Userid is not the user of the access token.")
+ROLES_MALFORMED = Problem(401, "UNAUTHORIZED", "The access token's roles must be a list of role names or "
+                                               "{{role, scope}} objects.")  # fmt: skip
 INVALID_TICKET = Problem(401, "INVALID_TICKET", "The ticket is unknown, used or expired; ask for a new one.")
 ORIGIN_NOT_ALLOWED = Problem(403, "ORIGIN_NOT_ALLOWED", "WebSocket connections from {origin} are not allowed.")
 # What they may do

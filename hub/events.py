@@ -13,16 +13,19 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from hub import errors, keys, metrics, scripts
+from hub import keys, metrics, scripts
 from hub.envelope import now_iso
+from hub.i18n import text
 from hub.job import job_ref
 
-MESSAGES = {
-    "report.submitted": "Your download has started. You can continue using the app.",
-    "report.completed": "Your download is ready.",
-    "report.failed": "Download has failed. Please try again after sometime",
-    "report.duplicate": errors.DOWNLOAD_IN_PROGRESS.message,
+# The `messageKey` of each event a person reads (hub.i18n has its texts), and its English `message`.
+MESSAGE_KEYS = {
+    "report.submitted": "hub.report.submitted",
+    "report.completed": "hub.report.ready",
+    "report.failed": "messages.imsg.m0045",
+    "report.duplicate": "messages.imsg.m0040",
 }
+MESSAGES = {event_type: text(key) for event_type, key in MESSAGE_KEYS.items()}
 
 
 def parse_id(event_id: str) -> tuple[int, int]:
@@ -41,6 +44,7 @@ def draft(event_type: str, job_id: str, batch_id: str, **extra: Any) -> bytes:
     event["ref"] = job_ref(job_id)  # what the mentor reads out to support
     if event_type in MESSAGES:
         event["message"] = MESSAGES[event_type]
+        event["messageKey"] = MESSAGE_KEYS[event_type]
     event.update(extra)
     return orjson.dumps(event)
 

@@ -66,6 +66,11 @@ def user_of_channel(channel: str) -> str:
     return unquote(channel[len(USER_CHANNEL_PREFIX) :])
 
 
+def user_language(user_id: str) -> str:
+    """The language the user last opened a socket or stream in: their feed notifications are in it."""
+    return f"{PREFIX}lang:{_part(user_id)}"
+
+
 def ticket(ticket_id: str) -> str:
     """A single-use socket ticket (a string that expires)."""
     return f"{PREFIX}ticket:{_part(ticket_id)}"

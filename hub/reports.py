@@ -191,7 +191,7 @@ class Jobs:
         if outcome.applied and status is not None and status.ended:
             metrics.REPORTS_ENDED.labels(status.value.lower(), fields.get("error") or "none").inc()
         if outcome.applied and status is not None and status.ended and self._notifier is not None:
-            self._notifier.ended(job, status, fields.get("error"))
+            self._notifier.ended(job, status, fields.get("error"), event)
         return outcome
 
     async def fail(self, job: Job, reason: str, run: str = "") -> Outcome:

@@ -132,7 +132,7 @@ async def open_core(settings: Settings, redis: ArqRedis) -> Core:
     except StorageError as exc:
         raise ConfigError(STORAGE_UNUSABLE.format(exc)) from None
     event_log = EventLog(redis, settings.event_retention, settings.records_kept_seconds)
-    notifier = Notifier(settings.notification_url) if settings.notification_url else None
+    notifier = Notifier(settings, source, redis) if settings.notification_url else None
     jobs = Jobs(redis, event_log, settings, notifier)
     return Core(
         settings=settings, redis=redis, events=event_log, jobs=jobs, source=source, storage=storage, notifier=notifier

@@ -8,6 +8,7 @@ is flushed before every test.
 from __future__ import annotations
 
 import os
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -109,6 +110,12 @@ def env(redis_server: str, tmp_path: Path, request: pytest.FixtureRequest) -> di
         "REPORT_TIMEOUT": "20",
         **getattr(request, "param", {}),
     }
+
+
+@pytest.fixture
+def prefix() -> str:
+    """Each test of a cloud store writes under its own prefix of the shared bucket or container."""
+    return f"hub-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

@@ -95,6 +95,25 @@ async def next_event(ws: aiohttp.ClientWebSocketResponse, event_type: str, withi
                 return frame
 
 
+async def next_sse_event(stream: aiohttp.ClientResponse, within: float = 10) -> str:
+    """The next event of a Server-Sent Events stream as sent (`id:` and `data:` lines), past heartbeats."""
+    async with asyncio.timeout(within):
+        while True:
+            chunk = (await stream.content.readuntil(b"\n\n")).decode()
+            if "data: " in chunk:
+                return chunk
+
+
+def system_tool(name: str, install: str) -> str:
+    """The path of a program the tests drive; CI must have it (`.ci/run` installs it), elsewhere its tests skip."""
+    path = shutil.which(name)
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{name} is not installed; CI must install it ({install}).")
+    pytest.skip(f"{name} is not installed: {install}")
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 15) -> None:
     """Waits for a state no event announces (a job taken by a worker, a worker started), looking again
     every few milliseconds."""

@@ -24,7 +24,9 @@ from redis.asyncio import Redis
 from hub import events, keys
 from hub.config import Settings
 from hub.events import EventLog
+from hub.i18n import CATALOGUE
 from tests.helpers import BROWSER_WAIT_MS, MENTOR, SUPPORT, Call, next_event, running_worker
+from tests.nginx import nginx_in_front
 
 BATCH = "batch-0001"
 COURSE = "do_course_0001"
@@ -33,6 +35,9 @@ FAILED_MESSAGE = "Download has failed. Please try again after sometime"
 IN_PROGRESS_MESSAGE = "Download in-progress. Please try after sometime"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 WAIT_MS = BROWSER_WAIT_MS
+CLICK_THROUGH_PROXY = """async () => (await fetch('/report-hub-api/v1/reports/course-progress', {
+  method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({batchId: 'batch-0001'}),
+})).status"""
 READY = '.toast[data-event-type="report.completed"]'
 ENDING = '.toast:is([data-event-type="report.completed"], [data-event-type="report.failed"])'
 
@@ -272,6 +277,35 @@ async def test_the_dashboard_renders_without_horizontal_scroll_and_is_saved_as_a
 
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=ARTIFACTS / f"dashboard-{name}.png", full_page=True)
+
+
+async def test_a_page_in_hindi_shows_its_labels_and_toasts_in_hindi(context, hub: TestServer, token) -> None:
+    page = await context.new_page()
+    await page.goto(f"{hub.make_url('/?lang=hi')}#token={token()}")
+    await page.wait_for_function("() => window.hubApp.client?.state === 'open'")
+    await expect(page.locator("#download-report")).to_have_text(CATALOGUE["hi"]["page.downloadReport"])
+    await page.click("#download-report")
+    await expect(page.locator("#report-progress")).to_be_visible()
+    await page.click("#download-report")  # no worker: the first job is still running
+    duplicate = page.locator('.toast[data-event-type="report.duplicate"][data-event-id]')
+    await expect(duplicate).to_contain_text(CATALOGUE["hi"]["messages.imsg.m0040"])
+
+
+async def test_behind_the_portal_the_client_calls_its_proxy_and_hears_over_a_socket_through_nginx(
+    context, hub: TestServer, tmp_path: Path, token
+) -> None:
+    async with nginx_in_front(hub.port, tmp_path / "nginx", portal=True) as base:
+        await context.add_cookies([{"name": "session_token", "value": token(), "url": base}])
+        page = await context.new_page()
+        await page.goto(f"{base}/portal/")
+        await page.wait_for_function("() => window.client?.state === 'open'")
+        # The portal page's click: to its proxy, with no token of its own.
+        status = await page.evaluate(CLICK_THROUGH_PROXY)
+        await page.wait_for_function("() => window.heard.some((event) => event.type === 'report.submitted')")
+        heard = await page.evaluate("() => window.heard.find((event) => event.type === 'report.submitted')")
+        await page.close()
+    assert status == 202
+    assert heard["message"] == CATALOGUE["hi"]["hub.report.submitted"]
 
 
 # ---- the support console -------------------------------------------------------------------------

@@ -225,7 +225,8 @@ function signOut(message) {
 // ---- live notifications --------------------------------------------------------------------------
 
 function startClient() {
-  const client = new HubClient({ baseUrl: BASE_URL, getToken: () => state.token });
+  // The hub served the page in the mentor's language; its events come in the same one.
+  const client = new HubClient({ baseUrl: BASE_URL, getToken: () => state.token, lang: document.documentElement.lang });
   client.addEventListener('event', (event) => onHubEvent(event.detail));
   client.addEventListener('resync', refreshBatchState);
   client.addEventListener('status', () => renderConnection(client));

@@ -1,10 +1,9 @@
 """The analytics service's data-exhaust routes, answered by the hub: what the portal's on-demand reports
 table and the mobile app already call (`/dataset/v1/request/submit|read|list|search`).
 
-Behind Sunbird's API gateway the user's token comes in `x-authenticated-user-token` and `Authorization`
-carries the gateway's own API key, which is never taken for a user; called directly, a user token in
-`Authorization` works as on `/v1`. `X-Channel-ID` names the channel. `X-Authenticated-Userid` and the
-body's `requestedBy` are never trusted: the requester is whoever the token says.
+Callers are identified as on every `/v1` route (`hub.gateway`: behind Sunbird's API gateway the user's
+token comes in `x-authenticated-user-token`). `X-Channel-ID` names the channel. The body's `requestedBy`
+is never trusted: the requester is whoever the token says.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub import errors, logs
+from hub import errors
 from hub.access import batch_for, visible_batches
 from hub.envelope import json_object
 from hub.exhaust import (
@@ -42,12 +41,11 @@ from hub.identity import Principal
 from hub.job import Job, Status
 from hub.middlewares import problem
 from hub.reports import now_ms
-from hub.request import caller, hub_of
+from hub.request import budgeted, hub_of
 from hub.routes.reports import announce_duplicate, start_report
 from hub.services import Hub
 
 routes = web.RouteTableDef()
-USER_TOKEN = "x-authenticated-user-token"
 MAX_CHANNEL_LENGTH = 200
 
 
@@ -72,20 +70,6 @@ def exhaust_api(api_id: str) -> Callable[[Callable[[web.Request], Awaitable[Any]
         return answer
 
     return decorate
-
-
-async def gateway_caller(request: web.Request, action: str) -> Principal:
-    """The user, from the gateway's header or a bearer token, once one request of theirs for `action` is
-    taken from their budget (429 past it), as on `/v1`."""
-    token = request.headers.get(USER_TOKEN, "").strip()
-    hub = hub_of(request)
-    if token:
-        who = await hub.verifier.verify(token.removeprefix("Bearer ").strip())
-        logs.bind(userId=who.user_id)
-    else:
-        who = await caller(request)
-    await hub.limits.take(who.user_id, action)
-    return who
 
 
 def channel_of(request: web.Request) -> str:
@@ -113,7 +97,7 @@ async def answers(hub: Hub, found: list[tuple[Record, Job]]) -> dict[str, Any]:
 async def submit(request: web.Request) -> dict[str, Any]:
     """Sunbird's same-day idempotency on top of the hub's guard: the same request on the same day answers
     the job it already made, unless that job FAILED, when it runs again under the same request id."""
-    who = await gateway_caller(request, "submit")
+    who = await budgeted(request, "submit")
     hub = hub_of(request)
     asked = parse_submit(await json_object(request))
     batch = await batch_for(hub.source, who, asked.batch_id, hub.settings.report_roles)
@@ -150,7 +134,7 @@ async def submit(request: web.Request) -> dict[str, Any]:
 @routes.get("/dataset/v1/request/read/{tag}")
 @exhaust_api(READ)
 async def read(request: web.Request) -> dict[str, Any]:
-    who = await gateway_caller(request, "read")
+    who = await budgeted(request, "read")
     hub = hub_of(request)
     wanted = request.query.get("requestId", "").strip()
     if not wanted:
@@ -167,7 +151,7 @@ async def read(request: web.Request) -> dict[str, Any]:
 @routes.get("/dataset/v1/request/list/{tag}")
 @exhaust_api(LIST)
 async def list_requests(request: web.Request) -> dict[str, Any]:
-    who = await gateway_caller(request, "read")
+    who = await budgeted(request, "read")
     hub = hub_of(request)
     limit = limit_of(request.query.get("limit", LIST_LIMIT))
     tag = f"{request.match_info['tag']}:{channel_of(request)}"
@@ -178,7 +162,7 @@ async def list_requests(request: web.Request) -> dict[str, Any]:
 @exhaust_api(SEARCH)
 async def search(request: web.Request) -> dict[str, Any]:
     """Requests of one channel (the `channel` filter, or the caller's) that the caller may see."""
-    who = await gateway_caller(request, "dashboard")
+    who = await budgeted(request, "dashboard")
     hub = hub_of(request)
     filters, limit = search_filters(await json_object(request))
     own_channel = channel_of(request)  # checked even when the filter names another
