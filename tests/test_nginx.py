@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from hub.feed import HEARTBEAT_SECONDS
+from hub.config import Settings
 from tests.helpers import MENTOR, next_event, next_sse_event
 from tests.nginx import LOCATIONS, nginx_in_front
 
@@ -68,4 +68,4 @@ async def test_an_sse_stream_through_nginx_passes_each_event_as_it_happens(front
 def test_the_heartbeat_comes_before_either_nginx_gives_up_on_a_quiet_stream() -> None:
     timeouts = [int(seconds) for seconds in re.findall(r"proxy_read_timeout (\d+)s;", LOCATIONS.read_text())]
     assert len(timeouts) == 2
-    assert HEARTBEAT_SECONDS < min([*timeouts, DIKSHA_READ_TIMEOUT_SECONDS])
+    assert Settings.heartbeat_seconds < min([*timeouts, DIKSHA_READ_TIMEOUT_SECONDS])
