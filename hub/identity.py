@@ -144,6 +144,7 @@ class TokenVerifier:
             try:
                 await self._remote.fetch()
             except IdentityKeysError as exc:
+                await self._remote.close()  # the process stops: its session must not be left to the collector
                 raise ConfigError(f"JWT_JWKS_URL cannot be fetched: {exc}") from None
 
     async def close(self) -> None:
