@@ -26,7 +26,7 @@ from hub import errors, keys
 from hub.envelope import now_iso, optional_string, response_code
 from hub.errors import HubError
 from hub.events import MESSAGES
-from hub.job import Job, Status
+from hub.job import FORMATS, Job, Status
 from hub.reports import Jobs
 from hub.storage import Storage
 
@@ -57,6 +57,7 @@ class Asked:
     batch_id: str
     dataset_config: dict[str, Any]
     encryption_key: str | None
+    output_format: str
 
 
 def _text(data: dict[str, Any], name: str, label: str | None = None) -> str:
@@ -83,22 +84,27 @@ def parse_submit(body: dict[str, Any]) -> Asked:
     if dataset not in DATASETS:
         raise errors.DATASET_NOT_SUPPORTED(dataset=dataset, supported=", ".join(DATASETS))
     output_format = asked.get("output_format", "csv")
-    if output_format != "csv":
-        raise errors.FORMAT_NOT_SUPPORTED(value=output_format)
+    if output_format not in FORMATS:
+        raise errors.FORMAT_NOT_SUPPORTED(value=output_format, supported=", ".join(FORMATS))
     return Asked(
         tag=tag,
         dataset=dataset,
         batch_id=_text(config, "batchId", "datasetConfig.batchId"),
         dataset_config=config,
         encryption_key=optional_string(asked, "encryptionKey", MAX_KEY_LENGTH),
+        output_format=output_format,
     )
 
 
-def request_id(tag: str, dataset: str, requested_by: str, channel: str, day: str, protected: bool) -> str:
+def request_id(
+    tag: str, dataset: str, requested_by: str, channel: str, day: str, protected: bool, output_format: str = "csv"
+) -> str:
     """Sunbird's request id: one per (tag, dataset, requester, channel, day), so the same request made
-    twice on one day names one job. The same key as the analytics service's for a plain request, so the
-    ids match its; a protected request is a different request (its file is another file)."""
+    twice on one day names one job. The same key as the analytics service's for a plain CSV request, so
+    the ids match its; a protected or XLSX request is a different request (its file is another file)."""
     parts = [tag, dataset, requested_by, channel, day, *(["encrypted"] if protected else [])]
+    if output_format != "csv":
+        parts.append(output_format)
     return hashlib.md5("|".join(parts).encode(), usedforsecurity=False).hexdigest().upper()
 
 

@@ -39,6 +39,7 @@ CloudStore = S3Store | AzureStore | GCSStore
 CHUNK_SIZE = 5 * 1024 * 1024
 CSV_TYPE = "text/csv; charset=utf-8"
 ZIP_TYPE = "application/zip"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ENV_PREFIX = {"s3": "AWS_", "az": "AZURE_", "gs": "GOOGLE_"}
 CONTAINER = {"s3": "bucket", "az": "container", "gs": "bucket"}
 # obstore panics (PanicException) when an HTTP client option such as AWS_ALLOW_HTTP is given in a store's
@@ -74,8 +75,10 @@ def content_disposition(file_name: str) -> str:
 
 
 def content_type(file_name: str) -> str:
-    """A password-protected report is a ZIP; every other one a CSV."""
-    return ZIP_TYPE if file_name.endswith(ZIP) else CSV_TYPE
+    """A password-protected report is a ZIP; every other one a workbook or a CSV."""
+    if file_name.endswith(ZIP):
+        return ZIP_TYPE
+    return XLSX_TYPE if file_name.endswith(".xlsx") else CSV_TYPE
 
 
 def _first_line(exc: BaseException) -> str:

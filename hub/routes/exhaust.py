@@ -115,7 +115,8 @@ async def submit(request: web.Request) -> dict[str, Any]:
     asked = parse_submit(await json_object(request))
     batch = await batch_for(hub.source, who, asked.batch_id, hub.settings.report_roles)
     channel = channel_of(request)
-    rid = request_id(asked.tag, asked.dataset, who.user_id, channel, today(), asked.encryption_key is not None)
+    protected = asked.encryption_key is not None
+    rid = request_id(asked.tag, asked.dataset, who.user_id, channel, today(), protected, asked.output_format)
     requests = Requests(hub.redis)
     async with requests.claimed(rid):
         earlier = await requests.get(rid)
@@ -125,7 +126,7 @@ async def submit(request: web.Request) -> dict[str, Any]:
                 await announce_duplicate(hub, who, job.job_id, job.batch_id)
             return await job_answer(earlier, job, hub.storage)
         submitted_at = now_ms()
-        job_id = await start_report(hub, who, batch, asked.encryption_key)
+        job_id = await start_report(hub, who, batch, asked.encryption_key, asked.output_format)
         record = Record(
             request_id=rid,
             tag=f"{asked.tag}:{channel}",
