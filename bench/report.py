@@ -1,4 +1,5 @@
-"""Click to "ready": how long a mentor waits for a course progress report, by batch size and source.
+"""Click to "ready": how long a mentor waits for a course progress report, by batch size, source and
+format (CSV and XLSX side by side, each XLSX time also as a ratio to the CSV's in the same run).
 
 Seeds each size once per source, starts a real `hub serve` and `hub worker` (and an embedded Valkey),
 then for each size clicks download several times through HTTP and waits for `report.completed` on a
@@ -8,7 +9,7 @@ the floor we chase: PostgreSQL's own `COPY (report query) TO STDOUT WITH CSV` in
 the same run on the same data.
 
     .venv/bin/python -m bench.report                       # 10k, 50k, 100k, 1M; SQLite and PostgreSQL
-    .venv/bin/python -m bench.report --sizes 10000 50000 --sources sqlite --repeat 3
+    .venv/bin/python -m bench.report --sizes 10000 50000 --sources sqlite --repeat 3 --formats csv xlsx
 """
 
 from __future__ import annotations
@@ -91,13 +92,14 @@ class PeakMemory:
             await asyncio.sleep(0.02)
 
 
-async def click_to_ready(session: aiohttp.ClientSession, base: str, token: str, batch: str) -> float:
+async def click_to_ready(session: aiohttp.ClientSession, base: str, token: str, batch: str, fmt: str) -> float:
     headers = {"Authorization": f"Bearer {token}"}
     async with session.post(f"{base}/v1/notifications/ticket", headers=headers) as response:
         ticket = (await response.json())["result"]["ticket"]
     async with session.ws_connect(f"{base}/v1/notifications/ws?ticket={ticket}") as ws:
         began = time.perf_counter()
-        async with session.post(f"{base}/v1/reports/course-progress", json={"batchId": batch}, headers=headers) as r:
+        body = {"batchId": batch, "format": fmt}
+        async with session.post(f"{base}/v1/reports/course-progress", json=body, headers=headers) as r:
             if r.status != 202:
                 raise RuntimeError(f"click refused: {r.status} {await r.text()}")
             job_id = (await r.json())["result"]["jobId"]
@@ -112,18 +114,21 @@ async def click_to_ready(session: aiohttp.ClientSession, base: str, token: str, 
     raise RuntimeError("socket closed before the report was ready")
 
 
-async def measure(base: str, worker: psutil.Process, sizes: list[int], repeat: int) -> dict[int, tuple]:
+async def measure(
+    base: str, worker: psutil.Process, sizes: list[int], repeat: int, formats: list[str]
+) -> dict[tuple[int, str], tuple]:
     token = mint_token(MENTOR, ["COURSE_MENTOR"], 3600, SECRET)
     results = {}
     async with aiohttp.ClientSession() as session:
         await wait_until_up(session, base)
         for size in sizes:
-            memory = PeakMemory(worker)
-            watcher = asyncio.create_task(memory.watch())
-            times = [await click_to_ready(session, base, token, f"bench-{size}") for _ in range(repeat)]
-            watcher.cancel()
-            results[size] = (statistics.median(times), max(times), memory.peak)
-            print(f"  {size:>9,}: median {results[size][0]:.2f}s", file=sys.stderr)
+            for fmt in formats:
+                memory = PeakMemory(worker)
+                watcher = asyncio.create_task(memory.watch())
+                times = [await click_to_ready(session, base, token, f"bench-{size}", fmt) for _ in range(repeat)]
+                watcher.cancel()
+                results[size, fmt] = (statistics.median(times), max(times), memory.peak)
+                print(f"  {size:>9,} {fmt}: median {results[size, fmt][0]:.2f}s", file=sys.stderr)
     return results
 
 
@@ -145,8 +150,8 @@ async def copy_floor(dsn: str, size: int, folder: Path) -> float:
         await conn.close()
 
 
-HEADER = ["source", "participants", "median s", "max s", "rows/s", "worker peak MB", "required s", "goal s",
-          "COPY floor s", "x floor", "meets goal"]  # fmt: skip
+HEADER = ["source", "participants", "format", "median s", "x CSV", "max s", "rows/s", "worker peak MB",
+          "required s", "goal s", "COPY floor s", "x floor", "meets goal"]  # fmt: skip
 
 
 async def main() -> None:
@@ -154,6 +159,7 @@ async def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 100_000, 1_000_000])
     parser.add_argument("--sources", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--formats", nargs="+", default=["csv", "xlsx"], choices=["csv", "xlsx"])
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     rows = []
@@ -174,10 +180,13 @@ async def main() -> None:
                     if size not in floors:
                         floors[size] = await copy_floor(dsn, size, folder)
                 with processes(env) as (base, worker):
-                    results = await measure(base, worker, args.sizes, args.repeat)
-                for size, (median, worst, peak) in results.items():
+                    results = await measure(base, worker, args.sizes, args.repeat, args.formats)
+                for (size, fmt), (median, worst, peak) in results.items():
                     floor = floors[size]
-                    rows.append([source, f"{size:,}", f"{median:.2f}", f"{worst:.2f}", f"{size / median:,.0f}",
+                    csv_median = results.get((size, "csv"), (None,))[0]
+                    to_csv = f"{median / csv_median:.2f}" if csv_median else ""
+                    rows.append([source, f"{size:,}", fmt, f"{median:.2f}", to_csv, f"{worst:.2f}",
+                                 f"{size / median:,.0f}",
                                  f"{peak / 2**20:.0f}", f"{limit(REQUIRED, size):g}", f"{limit(GOAL, size):g}",
                                  f"{floor:.2f}", f"{median / floor:.1f}",
                                  "yes" if worst < limit(GOAL, size) and peak < 250 * 2**20 else "NO"])  # fmt: skip
