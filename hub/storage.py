@@ -37,6 +37,9 @@ from hub.redact import redact
 
 CloudStore = S3Store | AzureStore | GCSStore
 CHUNK_SIZE = 5 * 1024 * 1024
+# Parts of a multipart upload in flight at once. obstore's default, 12, lets a report made faster than
+# the store takes it hold 60 MB of parts in the worker; two keep the store busy while the next is made.
+UPLOAD_CONCURRENCY = 2
 CSV_TYPE = "text/csv; charset=utf-8"
 ZIP_TYPE = "application/zip"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -169,8 +172,9 @@ class Storage:
 
         try:
             await obstore.put_async(
-                self._store, key, counted(), attributes=self._attributes(file_name), chunk_size=CHUNK_SIZE
-            )
+                self._store, key, counted(), attributes=self._attributes(file_name), chunk_size=CHUNK_SIZE,
+                max_concurrency=UPLOAD_CONCURRENCY,
+            )  # fmt: skip
         except BaseException as exc:
             # Cancellation can land after the upload completed: never leave a file the job does not own.
             with contextlib.suppress(Exception):
