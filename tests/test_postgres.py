@@ -185,6 +185,21 @@ async def test_postgres_and_sqlite_give_byte_identical_csv_end_to_end(
     assert by_user["_no-profile-0004"][5:16] == [""] * 11  # no profile, but its User UUID is there
 
 
+async def test_postgres_and_sqlite_write_the_same_spreadsheet_rows(
+    source: Source, twin: Source, batch: dict[str, Any]
+) -> None:
+    """The XLSX's rows are SpreadsheetML written by the database: the same bytes from both (day numbers
+    in the report's zone, escaping, empty cells), one row per line of the CSV."""
+
+    async def rows_of(source: Source) -> bytes:
+        chunks = source.report_chunks(BATCH, await source.assessments(COURSE), "", LAST_KEY, INDIA, True)
+        return b"".join([row[0] async for chunk in chunks for row in chunk])
+
+    rows = await rows_of(source)
+    assert rows == await rows_of(twin)
+    assert rows.count(b"<row>") == (await csv_of(source)).count(b"\r\n")
+
+
 async def test_dashboard_and_mentor_batches_are_the_same_from_both_sources(
     source: Source, twin: Source, batch: dict[str, Any]
 ) -> None:
