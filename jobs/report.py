@@ -28,6 +28,7 @@ from hub.storage import StorageError
 from jobs.archive import encrypted_zip
 from jobs.parts import PartWriters, Tally, in_order
 from jobs.xlsx import SHEET_ROWS, workbook
+from jobs.zipstream import TooLarge
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 0.5
@@ -179,6 +180,9 @@ async def _generate(ctx: dict[str, Any], job_id: str, secret: Secret | None) -> 
         reason = "STORAGE_ERROR"
     except TimeoutError:
         reason = "TIMED_OUT"
+    except TooLarge as exc:
+        log.warning("report %s: %s", job_id, exc)
+        reason = "REPORT_TOO_LARGE"
     except Exception:
         log.exception("report %s failed", job_id)
         reason = "INTERNAL_ERROR"
