@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import sqlite3
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -159,6 +160,19 @@ async def test_calc_shows_the_same_cells_in_the_en_us_and_en_in_locales(
     head, *rows = csv_rows(reference)
     expected = [[in_calc(typed(column, cell)) for column, cell in zip(head, row, strict=True)] for row in rows]
     assert values(saved)[1:] == expected
+
+
+async def test_text_that_is_not_utf8_fails_the_report_as_it_fails_the_csv(
+    call: Call, http: aiohttp.ClientSession, socket_url: Any, sunbird_batch: None, worker: Any, settings: Any
+) -> None:
+    """SQLite keeps any bytes: a name that is not UTF-8 would make a workbook no spreadsheet opens."""
+    with sqlite3.connect(settings.source_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE users SET name = CAST(x'ff' AS TEXT) WHERE user_id = 'x-tamil'")
+    async with http.ws_connect(await socket_url()) as ws:
+        status, _ = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH, "format": "xlsx"})
+        assert status == 202
+        failed = await next_event(ws, "report.failed")
+    assert failed["reason"] == "SOURCE_ERROR"
 
 
 async def test_a_click_for_either_format_while_a_report_of_the_batch_runs_is_a_duplicate(

@@ -107,6 +107,16 @@ def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:///") else url[9:])
 
 
+def _check_utf8(rows: list[Any]) -> None:
+    """SQLite keeps whatever bytes it is given. The CSV's rows fail on text that is not UTF-8 (sqlite3
+    decodes them); the spreadsheet's come as bytes, and would make a file no spreadsheet opens, so they
+    fail the same way. (PostgreSQL only ever holds valid text.)"""
+    try:
+        b"".join([row[0] for row in rows]).decode()
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"the SQLite source failed: a row holds text that is not UTF-8 ({exc.reason})") from None
+
+
 class SqliteSource:
     def __init__(self, url: str) -> None:
         self.path = sqlite_path(url)
@@ -206,6 +216,8 @@ class SqliteSource:
             sql = SQL.report(len(assessments), zone, spreadsheet)
             cursor = conn.execute(sql, (batch_id, *assessments, lower, upper))
             while chunk := cursor.fetchmany(CHUNK_ROWS):
+                if spreadsheet:
+                    _check_utf8(chunk)
                 yield chunk
         except sqlite3.Error as exc:
             raise SourceError(f"the SQLite source failed: {exc}") from exc
