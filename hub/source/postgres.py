@@ -66,7 +66,8 @@ def serial_day(expr: str, zone: ZoneInfo | None) -> str:
 
 
 SQL = Queries(
-    param="${}", char="chr", day=day, serial_day=serial_day, has_markup="{} ~ '[&<>]'",
+    param="${}", char="chr", day=day, serial_day=serial_day,
+    has_markup="strpos({0}, '&') > 0 OR strpos({0}, '<') > 0 OR strpos({0}, '>') > 0",
     as_bytes="convert_to({}, 'UTF8')", collate=f" {BYTES}",
 )  # fmt: skip
 PRIMARY_KEY_SQL = (

@@ -4,8 +4,8 @@ The database writes each row's markup whole, as it writes the CSV's formatting: 
 costs it little, where the same work in Python is what makes a million rows slow. Cells carry no
 address (`r`): a reader places each one after the last, so an absent value is an empty `<c/>`. Text is
 an inline string (no shared-strings table that parts made in parallel would have to agree on), with
-`&`, `<` and `>` escaped, only in the few values that hold one (a test costs a third of three
-`replace` calls). Characters XML forbids, and cells longer than a spreadsheet holds, are dealt with by
+`&`, `<` and `>` escaped, only in the few values that hold one (three searches cost less than three
+`replace` calls, or a pattern). Characters XML forbids, and cells longer than a spreadsheet holds, are dealt with by
 the part writer (`jobs/xlsx.py`), in one pass over a chunk of rows rather than a SQL call per cell.
 `NULL || text` is NULL in both databases, so `COALESCE` gives the empty cell without reading a value twice.
 """
@@ -17,7 +17,7 @@ DATE_STYLE = 1
 
 
 def text_cell(expr: str, has_markup: str) -> str:
-    """`has_markup` is the dialect's test for `&`, `<` or `>` in a value (`{}` stands for it)."""
+    """`has_markup` is the dialect's test for `&`, `<` or `>` in a value (`{0}` stands for it)."""
     escaped = f"replace(replace(replace({expr}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
     value = f"CASE WHEN {has_markup.format(expr)} THEN {escaped} ELSE NULLIF({expr}, '') END"
     return f"""COALESCE('<c t="inlineStr"><is><t>' || {value} || '</t></is></c>', '<c/>')"""

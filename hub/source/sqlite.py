@@ -95,8 +95,8 @@ def serial_day(expr: str, zone: ZoneInfo | None) -> str:
 
 
 SQL = Queries(
-    param="?{}", char="char", day=day, serial_day=serial_day, has_markup="{} GLOB '*[&<>]*'",
-    as_bytes="CAST({} AS BLOB)",
+    param="?{}", char="char", day=day, serial_day=serial_day,
+    has_markup="instr({0}, '&') OR instr({0}, '<') OR instr({0}, '>')", as_bytes="CAST({} AS BLOB)",
 )  # fmt: skip
 # WAL lets reports read while a seed writes; a large cache keeps random-key inserts off the disk.
 WRITER_PRAGMAS = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-131072;\n"
