@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from pathlib import Path
 
 import aiohttp
 
@@ -14,7 +15,9 @@ LINK_SECRET = "bench-link-secret-that-signs-no-token-at-all"
 
 
 def hub_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "hub", *args]
+    """The `hub` command beside this Python, as the Procfile runs it (its script is the main module that
+    the worker's part writers are started from)."""
+    return [str(Path(sys.executable).with_name("hub")), *args]
 
 
 async def wait_until_up(session: aiohttp.ClientSession, base: str, logs: str = "its output") -> None:

@@ -50,10 +50,11 @@ INVALID_ID = Problem(400, "INVALID_ID", "'{name}' is not an id this hub gives ou
 INVALID_EVENT_ID = Problem(400, "INVALID_EVENT_ID", "The event id must look like '1732435200000-0'.")
 INVALID_TELEMETRY = Problem(400, "INVALID_TELEMETRY", "{detail}")
 FIELD_NOT_A_STRING = Problem(400, "INVALID_REQUEST", "'{name}', if sent, must be a string of 1 to {limit} characters.")
+INVALID_FORMAT = Problem(400, "INVALID_FORMAT", "'format', if sent, must be one of: {supported}.")
 # The data-exhaust API's, in the analytics service's words
 EXHAUST_FIELD_EMPTY = Problem(400, "CLIENT_ERROR", "{name} is empty")
 DATASET_NOT_SUPPORTED = Problem(400, "CLIENT_ERROR", "dataset '{dataset}' is not supported; supported: {supported}")
-FORMAT_NOT_SUPPORTED = Problem(400, "CLIENT_ERROR", "output_format '{value}' is not supported; supported: csv")
+FORMAT_NOT_SUPPORTED = Problem(400, "CLIENT_ERROR", "output_format '{value}' is not supported; supported: {supported}")
 FILTERS_EMPTY = Problem(400, "CLIENT_ERROR", "Filters are empty")
 UNSUPPORTED_FILTERS = Problem(400, "CLIENT_ERROR", "Unsupported filters; supported: {supported}")
 INVALID_FILTER = Problem(400, "CLIENT_ERROR", "filters.{name} must be {kind}")

@@ -27,7 +27,7 @@ from hub import errors, keys, scripts
 from hub.envelope import now_iso, optional_string, response_code
 from hub.errors import HubError
 from hub.events import MESSAGES
-from hub.job import Job, Status
+from hub.job import FORMATS, Job, Status
 from hub.reports import Jobs, now_ms
 from hub.storage import Storage
 
@@ -58,6 +58,7 @@ class Asked:
     batch_id: str
     dataset_config: dict[str, Any]
     encryption_key: str | None
+    output_format: str
 
 
 def _text(data: dict[str, Any], name: str, label: str | None = None) -> str:
@@ -84,14 +85,15 @@ def parse_submit(body: dict[str, Any]) -> Asked:
     if dataset not in DATASETS:
         raise errors.DATASET_NOT_SUPPORTED(dataset=dataset, supported=", ".join(DATASETS))
     output_format = asked.get("output_format", "csv")
-    if output_format != "csv":
-        raise errors.FORMAT_NOT_SUPPORTED(value=output_format)
+    if output_format not in FORMATS:
+        raise errors.FORMAT_NOT_SUPPORTED(value=output_format, supported=", ".join(FORMATS))
     return Asked(
         tag=tag,
         dataset=dataset,
         batch_id=_text(config, "batchId", "datasetConfig.batchId"),
         dataset_config=config,
         encryption_key=optional_string(asked, "encryptionKey", MAX_KEY_LENGTH),
+        output_format=output_format,
     )
 
 
@@ -99,11 +101,12 @@ def request_id(asked: Asked, requested_by: str, channel: str, day: str) -> str:
     """Sunbird's request id: one per (dataset, tag, requester, channel, day, datasetConfig.type), so the same
     request made twice on one day names one job. Its `_getRequestId(jobId, tag, ...)` is called as
     `(tag, dataset, ...)` and joins `tag, jobId`: the dataset comes first, and the hub keeps that order so
-    its ids are the analytics service's. A protected request is a different request here (its file is
-    another file), where Sunbird would answer the unprotected one made earlier that day."""
+    its ids are the analytics service's. A protected or XLSX request is a different request here (its file
+    is another file), where Sunbird would answer the unprotected one made earlier that day."""
     kind = asked.dataset_config.get("type")
     parts = [asked.dataset, asked.tag, requested_by, channel, day, *([kind] if isinstance(kind, str) else [])]
     parts += ["encrypted"] if asked.encryption_key is not None else []
+    parts += [asked.output_format] if asked.output_format != "csv" else []  # an XLSX is another file too
     return hashlib.md5("|".join(parts).encode(), usedforsecurity=False).hexdigest().upper()
 
 

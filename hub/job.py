@@ -11,8 +11,9 @@ from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-CSV = ".csv"
 ZIP = ".zip"
+# The formats a report is made in (`format` on the click, `output_format` on a data-exhaust request).
+FORMATS = ("csv", "xlsx")
 # A job's short reference, for a mentor to read out over the phone: no 0/O, 1/I/L or U/V look-alikes.
 REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
 REF_LENGTH = 8
@@ -56,6 +57,7 @@ class Job:
     bytes: int | None = None
     error: str | None = None
     key: str | None = None  # where the run that succeeded stored the file
+    format: str = "csv"  # "xlsx": a workbook with typed cells (jobs/xlsx.py)
 
     @classmethod
     def decode(cls, record: dict[bytes, bytes]) -> Job | None:
@@ -81,6 +83,7 @@ class Job:
             bytes=number("bytes"),
             error=raw.get("error") or None,
             key=raw.get("key") or None,
+            format=raw.get("format") or "csv",
         )
 
     def encode(self) -> dict[str, str]:
@@ -94,6 +97,7 @@ class Job:
             "status": self.status.value,
             "submittedAt": str(self.submitted_at),
             "fileName": self.file_name,
+            "format": self.format,
         }
 
     @property
@@ -102,13 +106,13 @@ class Job:
 
     @property
     def protected(self) -> bool:
-        """A password-protected report: a ZIP holding the CSV."""
+        """A password-protected report: a ZIP holding the CSV or the XLSX."""
         return self.file_name.endswith(ZIP)
 
     @property
-    def csv_name(self) -> str:
-        """The CSV's own name, inside the ZIP of a protected report."""
-        return self.file_name.removesuffix(ZIP) + CSV if self.protected else self.file_name
+    def report_name(self) -> str:
+        """The report's own name (`.csv` or `.xlsx`), inside the ZIP of a protected report."""
+        return self.file_name.removesuffix(ZIP) + f".{self.format}" if self.protected else self.file_name
 
     def run_key(self) -> str:
         """Where one run of the job writes its file: a key of its own, so a run that loses a race can only
@@ -116,9 +120,11 @@ class Job:
         return f"reports/{self.batch_id}/{self.job_id}/{uuid.uuid4().hex[:8]}/{self.file_name}"
 
 
-def file_name(batch_id: str, when_ms: int, zone: ZoneInfo, protected: bool = False) -> str:
+def file_name(batch_id: str, when_ms: int, zone: ZoneInfo, protected: bool = False, fmt: str = "csv") -> str:
     """Named by the day of the click where the mentor is, not in UTC (05:29 in India is still yesterday there)."""
-    return f"{batch_id}_progress_{datetime.fromtimestamp(when_ms / 1000, zone):%Y%m%d}" + (ZIP if protected else CSV)
+    return f"{batch_id}_progress_{datetime.fromtimestamp(when_ms / 1000, zone):%Y%m%d}" + (
+        ZIP if protected else f".{fmt}"
+    )
 
 
 class Secret:

@@ -82,9 +82,11 @@ class Jobs:
         self._now = redis.register_script(scripts.NOW)
         self.deadline_ms = deadline_ms(settings)
 
-    async def submit(self, user_id: str, batch_id: str, course_id: str, protected: bool = False) -> Submission:
-        """Creates the job and its `report.submitted` event, or names the caller's running one. A protected
-        job's file is a password-protected ZIP."""
+    async def submit(
+        self, user_id: str, batch_id: str, course_id: str, protected: bool = False, fmt: str = "csv"
+    ) -> Submission:
+        """Creates the job and its `report.submitted` event, or names the caller's running one (whatever
+        its format: the guard is per user and batch). A protected job's file is a password-protected ZIP."""
         now = now_ms()
         job = Job(
             job_id=uuid.uuid4().hex,
@@ -93,7 +95,8 @@ class Jobs:
             requested_by=user_id,
             status=Status.SUBMITTED,
             submitted_at=now,  # replaced by Redis's clock as the job is stored
-            file_name=file_name(batch_id, now, self._zone, protected),
+            file_name=file_name(batch_id, now, self._zone, protected, fmt),
+            format=fmt,
         )
         submitted = events.draft("report.submitted", job.job_id, batch_id)
         created, running = await self._submit(

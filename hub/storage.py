@@ -37,8 +37,12 @@ from hub.redact import redact
 
 CloudStore = S3Store | AzureStore | GCSStore
 CHUNK_SIZE = 5 * 1024 * 1024
+# Parts of a multipart upload in flight at once. obstore's default, 12, lets a report made faster than
+# the store takes it hold 60 MB of parts in the worker; two keep the store busy while the next is made.
+UPLOAD_CONCURRENCY = 2
 CSV_TYPE = "text/csv; charset=utf-8"
 ZIP_TYPE = "application/zip"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ENV_PREFIX = {"s3": "AWS_", "az": "AZURE_", "gs": "GOOGLE_"}
 CONTAINER = {"s3": "bucket", "az": "container", "gs": "bucket"}
 # obstore panics (PanicException) when an HTTP client option such as AWS_ALLOW_HTTP is given in a store's
@@ -74,8 +78,10 @@ def content_disposition(file_name: str) -> str:
 
 
 def content_type(file_name: str) -> str:
-    """A password-protected report is a ZIP; every other one a CSV."""
-    return ZIP_TYPE if file_name.endswith(ZIP) else CSV_TYPE
+    """A password-protected report is a ZIP; every other one a workbook or a CSV."""
+    if file_name.endswith(ZIP):
+        return ZIP_TYPE
+    return XLSX_TYPE if file_name.endswith(".xlsx") else CSV_TYPE
 
 
 def _first_line(exc: BaseException) -> str:
@@ -171,8 +177,9 @@ class Storage:
 
         try:
             await obstore.put_async(
-                self._store, key, counted(), attributes=self._attributes(file_name), chunk_size=CHUNK_SIZE
-            )
+                self._store, key, counted(), attributes=self._attributes(file_name), chunk_size=CHUNK_SIZE,
+                max_concurrency=UPLOAD_CONCURRENCY,
+            )  # fmt: skip
         except BaseException as exc:
             # Cancellation can land after the upload completed: never leave a file the job does not own.
             with contextlib.suppress(Exception):

@@ -1,5 +1,6 @@
-"""A report made in parallel parts: each part is a range of the batch's participants, written as CSV by
-a process of its own into a spool file, and streamed out in order while later parts are still being made.
+"""A report made in parallel parts: each part is a range of the batch's participants, written as CSV
+(or as a spreadsheet's deflated rows, `jobs/xlsx.py`) by a process of its own into a spool file, and
+streamed out in order while later parts are still being made.
 
 One Python process turns about 80,000 rows a second into CSV (fetching tuples and `csv.writer` both
 hold the GIL), so a million rows take 12 s on one core. Split across the machine's cores they take a
@@ -23,14 +24,17 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from hub import metrics
-from hub.config import Settings
 from hub.source import Source, open_source
-from hub.source.schema import LAST_KEY
-from jobs.spool import Spool, remove_abandoned
+from hub.source.schema import LAST_KEY, part_offsets, write_csv
+from jobs.spool import Spool, Tally, Written, remove_abandoned
+from jobs.xlsx import deflate_rows
+
+if TYPE_CHECKING:  # a part writer imports this module: it stays clear of the settings' imports (JWT, crypto)
+    from hub.config import Settings
 
 log = logging.getLogger(__name__)
 MIN_ROWS_PER_PART = 25_000
@@ -52,27 +56,38 @@ class Part:
     lower: str
     upper: str
     path: str
+    spreadsheet: bool = False
 
 
-def write_part(part: Part) -> int:
-    """Runs in a part writer: the part's rows into its spool file, days in its zone; returns the rows
-    written."""
+def write_part(part: Part) -> Written:
+    """Runs in a part writer: the part's rows into its spool file, days in its zone."""
     return asyncio.run(_write_part(part))
 
 
-async def _write_part(part: Part) -> int:
+async def _write_part(part: Part) -> Written:
     source = open_source(part.source_url, part.source_timeout)
     try:
         with open(part.path, "wb") as out:  # noqa: ASYNC230 - this process does nothing else meanwhile
-            return await source.write_csv(part.batch_id, part.assessments, part.lower, part.upper, out, part.zone)
+            chunks = source.report_chunks(
+                part.batch_id, part.assessments, part.lower, part.upper, part.zone, part.spreadsheet
+            )
+            if part.spreadsheet:
+                return await deflate_rows(chunks, out)
+            return Written(await write_csv(chunks, out))
     finally:
         await source.close()
 
 
-@dataclass
-class Tally:
-    total: int
-    rows: int = 0
+@dataclass(frozen=True)
+class PartOutput:
+    """A part being written: its first row in the batch, its spool file, and its writer's outcome."""
+
+    first_row: int
+    path: Path
+    written: asyncio.Future[Written]
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return _tail(self.path, self.written)
 
 
 class PartWriterLost(Exception):
@@ -255,46 +270,46 @@ class PartWriters:
 
     @contextlib.asynccontextmanager
     async def parts(
-        self, source: Source, source_url: str, zone: ZoneInfo, batch_id: str, assessments: list[str], tally: Tally
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
-        """The CSV rows of the whole batch in report order, days in `zone`; `tally.rows` counts the rows
-        written.
+        self, source: Source, source_url: str, zone: ZoneInfo, batch_id: str, assessments: list[str], total: int,
+        sheet_rows: int = 0,
+    ) -> AsyncIterator[list[PartOutput]]:  # fmt: skip
+        """The parts of the whole batch in report order, days in `zone`, being written; with `sheet_rows`,
+        as a spreadsheet's rows, a part beginning at each multiple of it.
 
-        A context, not a bare generator: the upload that reads the rows drops them without closing
-        them when the report times out, so the parts still being written are cancelled (and their
-        writers replaced) when the block ends, not when the garbage collector finds the generator.
+        A context, not a bare generator: the upload that reads the parts drops them without closing them
+        when the report times out, so the parts still being written are cancelled (and their writers
+        replaced) when the block ends, not when the garbage collector finds the generator.
         """
         assert self._spool is not None, "start() first"
-        lane = self.lane_for(tally.total)
-        bounds = ["", *(await source.part_bounds(batch_id, lane.parts_for(tally.total))), LAST_KEY]
+        lane = self.lane_for(total)
+        offsets = part_offsets(total, lane.parts_for(total), sheet_rows)
+        bounds = ["", *(await source.part_bounds(batch_id, offsets)), LAST_KEY]
         spool = self._spool.report_folder()
         timeout = self.settings.source_timeout
-        parts = [
-            asyncio.ensure_future(
-                lane.run(
-                    write_part,
-                    Part(source_url, timeout, zone, batch_id, assessments, lower, upper, str(spool / f"{i}.csv")),
-                )
+        outputs = []
+        for i, (first_row, (lower, upper)) in enumerate(zip([0, *offsets], itertools.pairwise(bounds), strict=True)):
+            part = Part(
+                source_url, timeout, zone, batch_id, assessments, lower, upper, str(spool / str(i)), bool(sheet_rows)
             )
-            for i, (lower, upper) in enumerate(itertools.pairwise(bounds))
-        ]
+            outputs.append(PartOutput(first_row, spool / str(i), asyncio.ensure_future(lane.run(write_part, part))))
         try:
-            yield _in_order(spool, parts, tally)
+            yield outputs
         finally:
-            for part in parts:
-                part.cancel()
-            await asyncio.gather(*parts, return_exceptions=True)
+            for output in outputs:
+                output.written.cancel()
+            await asyncio.gather(*(output.written for output in outputs), return_exceptions=True)
             shutil.rmtree(spool, ignore_errors=True)
 
 
-async def _in_order(spool: Path, parts: list[asyncio.Future[int]], tally: Tally) -> AsyncIterator[bytes]:
-    for i, part in enumerate(parts):
-        async for chunk in _tail(spool / f"{i}.csv", part):
+async def in_order(parts: list[PartOutput], tally: Tally) -> AsyncIterator[bytes]:
+    """The parts' bytes one after the other (CSV parts join as they are)."""
+    for part in parts:
+        async for chunk in part.chunks():
             yield chunk
-        tally.rows += await part
+        tally.rows += (await part.written).rows
 
 
-async def _tail(path: Path, writer: asyncio.Future[int]) -> AsyncIterator[bytes]:
+async def _tail(path: Path, writer: asyncio.Future[Written]) -> AsyncIterator[bytes]:
     """Follows a spool file as its writer fills it, until the writer is done and the file is read.
 
     A writer that failed is not reported here: the caller awaits it and gets its error.

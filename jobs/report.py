@@ -1,5 +1,5 @@
-"""Making one course progress report: rows from the source, CSV bytes, one stored object, and the
-events that tell the mentor how it is going.
+"""Making one course progress report: rows from the source, CSV or XLSX bytes, one stored object, and
+the events that tell the mentor how it is going.
 
 The job is safe to run again: arq re-runs it when a worker dies part-way, and a job that already
 ended is left as it is.
@@ -28,7 +28,9 @@ from hub.source import SourceError, retrying
 from hub.source.schema import HEADER, csv_writer, formula_safe
 from hub.storage import StorageError
 from jobs.archive import encrypted_zip
-from jobs.parts import PartWriters, Tally
+from jobs.parts import PartWriters, Tally, in_order
+from jobs.xlsx import SHEET_ROWS, workbook
+from jobs.zipstream import TooLarge
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 0.5
@@ -57,11 +59,15 @@ class ReportFailed(Exception):
         self.reason = reason
 
 
+def header(assessments: Sequence[str]) -> list[str]:
+    return [*HEADER, *(f"{content_id} - Score" for content_id in assessments)]
+
+
 def header_line(assessments: Sequence[str]) -> bytes:
     """The byte-order mark (so Excel reads Devanagari names right) and the header row."""
     text = io.StringIO(BOM)
     text.seek(len(BOM))
-    csv_writer(text).writerow([*HEADER, *(formula_safe(f"{content_id} - Score") for content_id in assessments)])
+    csv_writer(text).writerow([formula_safe(name) for name in header(assessments)])
     return text.getvalue().encode()
 
 
@@ -115,22 +121,27 @@ async def _write(services: Services, run: Run, key: str, secret: Secret | None) 
     progress = Progress(services.jobs, run, tally.total)
 
     settings = services.settings
+    spreadsheet = job.format == "xlsx"
     async with services.writers.parts(
-        source, settings.source_url, settings.report_zone, batch.batch_id, assessments, tally
-    ) as rows:
-
-        async def chunks() -> AsyncIterator[bytes]:
-            yield header_line(assessments)
-            async for chunk in rows:
-                yield chunk
-                # Line ends count rows closely enough for a progress bar (a cell may hold a line break).
-                await progress.advance(chunk.count(b"\n"))
-
-        body = chunks()
+        source, settings.source_url, settings.report_zone, batch.batch_id, assessments, tally.total,
+        SHEET_ROWS if spreadsheet else 0,
+    ) as parts:  # fmt: skip
+        if spreadsheet:
+            body = workbook(header(assessments), parts, progress.advance, tally)
+        else:
+            body = _csv(assessments, in_order(parts, tally), progress)
         if secret is not None:
-            body = encrypted_zip(body, job.csv_name, secret.value, settings.zip_encryption)
+            body = encrypted_zip(body, job.report_name, secret.value, settings.zip_encryption)
         size = await services.storage.put(key, body, job.file_name)
     return tally.rows, size
+
+
+async def _csv(assessments: Sequence[str], rows: AsyncIterator[bytes], progress: Progress) -> AsyncIterator[bytes]:
+    yield header_line(assessments)
+    async for chunk in rows:
+        yield chunk
+        # Line ends count rows closely enough for a progress bar (a cell may hold a line break).
+        await progress.advance(chunk.count(b"\n"))
 
 
 async def _heartbeat(jobs: Jobs, run: Run) -> None:
@@ -218,6 +229,9 @@ async def _generate(ctx: dict[str, Any], job_id: str, secret: Secret | None, rec
         reason = "STORAGE_ERROR"
     except TimeoutError:
         reason = "TIMED_OUT"
+    except TooLarge as exc:
+        log.warning("report %s: %s", job_id, exc)
+        reason = "REPORT_TOO_LARGE"
     except Exception:
         log.exception("report %s failed", job_id)
         reason = "INTERNAL_ERROR"

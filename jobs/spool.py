@@ -15,11 +15,30 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 PREFIX = "report-parts-"
 LOCK = ".lock"
+
+
+@dataclass
+class Tally:
+    """A report's rows: how many the batch had when counted, and how many the parts wrote."""
+
+    total: int
+    rows: int = 0
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a part writer left in its spool file: its rows and, for a spreadsheet part, the CRC-32 and
+    length of the XML it deflated (the ZIP's data descriptor needs them, and only the writer saw it)."""
+
+    rows: int
+    crc: int = 0
+    size: int = 0
 
 
 class Spool:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from aiohttp.test_utils import TestServer
 from arq.worker import Worker
@@ -110,6 +111,25 @@ async def test_clicking_download_shows_the_ready_toast_and_saves_the_csv_with_it
     assert rows[0][:6] == ["Collection Id", "Collection Name", "Batch Id", "Batch Name", "User UUID", "User Name"]
     assert len(rows) == 1 + 120
     assert {row[2] for row in rows[1:]} == {BATCH}
+
+
+async def test_the_excel_format_chosen_beside_the_button_is_what_is_saved_and_is_remembered(
+    open_dashboard, worker: Worker, tmp_path: Path
+) -> None:
+    page = await open_dashboard()
+    await page.select_option("#report-format", "xlsx")
+    await page.click("#download-report")
+    toast = page.locator(READY)
+    await expect(toast).to_have_count(1)
+    async with page.expect_download() as download_info:
+        await toast.get_by_role("link", name="Save file").click()
+    download = await download_info.value
+    assert download.suggested_filename.endswith(".xlsx")
+    saved = tmp_path / download.suggested_filename
+    await download.save_as(saved)
+    assert openpyxl.load_workbook(saved).worksheets[0].max_row == 1 + 120
+    await page.reload()
+    await expect(page.locator("#report-format")).to_have_value("xlsx")
 
 
 async def test_a_second_click_while_the_report_is_made_shows_the_in_progress_toast(open_dashboard) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import csv
 import io
 import re
-import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import openpyxl
 import pytest
 
 from hub.source import Source
+from tests.calc import convert
 
 BATCH = "batch-0001"
 # LibreOffice's CSV import options: comma, double quote, UTF-8, from line 1, default column types,
@@ -59,18 +59,7 @@ async def downloaded_report(http: aiohttp.ClientSession, socket_url: Any, token:
 
 async def opened_in_calc(csv_file: Path) -> list[list[Any]]:
     """The cells of the first sheet after LibreOffice Calc has opened the CSV and saved it as .xlsx."""
-    soffice = shutil.which("soffice")
-    assert soffice, "LibreOffice is needed: apt-get install libreoffice-calc-nogui (.ci/run does)"
-    folder = csv_file.parent
-    process = await asyncio.create_subprocess_exec(
-        soffice, f"-env:UserInstallation=file://{folder / 'profile'}", "--headless", f"--infilter={CSV_FILTER}",
-        "--convert-to", "xlsx", "--outdir", str(folder), str(csv_file),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    async with asyncio.timeout(60):
-        output, _ = await process.communicate()
-    converted = csv_file.with_suffix(".xlsx")
-    assert converted.exists(), output.decode()
+    converted = await convert(csv_file, "xlsx", "en-IN", csv_file.parent, f"--infilter={CSV_FILTER}")
     sheet = openpyxl.load_workbook(converted).active
     return [[cell.value for cell in row] for row in sheet.iter_rows()]
 

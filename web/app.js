@@ -6,6 +6,8 @@ const TOKEN_KEY = 'hub:token';
 const SESSION_KEY = 'hub:sid';
 const DEVICE_KEY = 'hub:did';
 const TELEMETRY_KEY = 'hub:telemetry:queue';
+const FORMAT_KEY = 'hub:format'; // the report format last chosen on this device
+const FORMATS = ['csv', 'xlsx'];
 const TELEMETRY_QUEUE_LIMIT = 200;
 const TELEMETRY_WAIT_MS = 1500; // telemetry goes first, but a slow telemetry call must not hold the report
 const TOAST_MS = 10000;
@@ -512,7 +514,8 @@ async function onDownloadClick() {
   await Promise.race([trackDownloadClick(batch), new Promise((resolve) => setTimeout(resolve, TELEMETRY_WAIT_MS))]);
   if (!state.token) return; // telemetry found the session expired and signed out
   try {
-    const result = await api('/v1/reports/course-progress', { method: 'POST', body: { batchId: batch.batchId } });
+    const body = { batchId: batch.batchId, format: $('report-format').value };
+    const result = await api('/v1/reports/course-progress', { method: 'POST', body });
     if (state.batchId === batch.batchId) showProgress(result.jobId, 0);
     scheduleJobsRefresh();
   } catch (error) {
@@ -710,6 +713,9 @@ function bindEvents() {
   $('sign-out').addEventListener('click', () => signOut());
   $('batch-select').addEventListener('change', (event) => selectBatch(event.target.value));
   $('download-report').addEventListener('click', onDownloadClick);
+  const remembered = storageGet(localStorage, FORMAT_KEY);
+  $('report-format').value = FORMATS.indexOf(remembered) >= 0 ? remembered : 'csv';
+  $('report-format').addEventListener('change', (event) => storageSet(localStorage, FORMAT_KEY, event.target.value));
   $('refresh-jobs').addEventListener('click', () => state.batchId && loadJobs(state.batchId));
   document.addEventListener('click', onSaveLinkClick);
   // Links in the list expire; coming back to the page is the moment to show fresh ones.

@@ -112,7 +112,7 @@ async def submit(request: web.Request) -> dict[str, Any]:
                 await announce_duplicate(hub, who, job.job_id, job.batch_id)
             return await job_answer(earlier, job, hub.storage, hub.settings.link_ttl)
         submitted_at = now_ms()
-        job_id = await start_report(hub, who, batch, asked.encryption_key)
+        job_id = await start_report(hub, who, batch, asked.encryption_key, asked.output_format)
         record = Record(
             request_id=rid,
             tag=f"{asked.tag}:{channel}",

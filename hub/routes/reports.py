@@ -13,7 +13,7 @@ from hub.envelope import json_object, optional_string, string_field
 from hub.errors import HubError
 from hub.exhaust import MAX_KEY_LENGTH
 from hub.identity import Principal
-from hub.job import Status, job_ref
+from hub.job import FORMATS, Status, job_ref
 from hub.request import Result, api, budgeted, caller, hub_of
 from hub.routes.views import job_view
 from hub.services import Hub
@@ -31,22 +31,27 @@ async def submit(request: web.Request) -> Result:
     who = await caller(request)
     hub = hub_of(request)
     body = await json_object(request)
+    fmt = body.get("format", "csv")
+    if fmt not in FORMATS:
+        raise errors.INVALID_FORMAT(supported=", ".join(FORMATS))
     try:
         await hub.limits.take(who.user_id, "submit")
         batch = await batch_for(hub.source, who, string_field(body, "batchId"))
-        job_id = await start_report(hub, who, batch, optional_string(body, "encryptionKey", MAX_KEY_LENGTH))
+        job_id = await start_report(hub, who, batch, optional_string(body, "encryptionKey", MAX_KEY_LENGTH), fmt)
     except HubError as refused:  # support is shown the clicks that made no job (403, 409, 429)
         await hub.support.refusals.note(who.user_id, body.get("batchId"), refused)
         raise
     return {"jobId": job_id, "ref": job_ref(job_id), "batchId": batch.batch_id, "status": Status.SUBMITTED.value}
 
 
-async def start_report(hub: Hub, who: Principal, batch: Batch, password: str | None = None) -> str:
-    """A click, or a data-exhaust request: the job with its events, in the queue; with a password, its file
-    is a ZIP encrypted with it. While the caller has a job running for the batch, 409 and a duplicate event
-    (a click that finds a job which ends while it is being told so tries again)."""
+async def start_report(hub: Hub, who: Principal, batch: Batch, password: str | None = None, fmt: str = "csv") -> str:
+    """A click, or a data-exhaust request: the job with its events, in the queue, its file a CSV or an
+    XLSX (`fmt`); with a password, a ZIP encrypted with it holding that file. While the caller has a job
+    running for the batch, whatever its format, 409 and a duplicate event (a click that finds a job which
+    ends while it is being told so tries again)."""
     for _ in range(CLICK_ATTEMPTS):
-        submission = await hub.jobs.submit(who.user_id, batch.batch_id, batch.course_id, protected=password is not None)
+        protected = password is not None
+        submission = await hub.jobs.submit(who.user_id, batch.batch_id, batch.course_id, protected, fmt)
         if submission.created:
             break
         if await announce_duplicate(hub, who, submission.job_id, batch.batch_id, submission.click):

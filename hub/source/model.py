@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol, TypeVar
 from zoneinfo import ZoneInfo
@@ -82,8 +82,9 @@ class Source(Protocol):
         """The user's name, for support staff to greet a mentor by; nothing else about them."""
         ...
 
-    async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
-        """`parts - 1` user ids that split the batch into parts of equal size, in report order."""
+    async def part_bounds(self, batch_id: str, offsets: Sequence[int]) -> list[str]:
+        """The user ids at these rows of the batch in report order (`schema.part_offsets`), which split
+        it into parts; `schema.LAST_KEY` for an offset past its end."""
         ...
 
     async def write_csv(
@@ -91,6 +92,14 @@ class Source(Protocol):
     ) -> int:
         """Writes the report rows of participants `lower <= user_id < upper` to `out`, streaming, with
         instants shown as days in `zone`; returns how many rows it wrote."""
+        ...
+
+    def report_chunks(
+        self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, zone: ZoneInfo,
+        spreadsheet: bool = False,
+    ) -> AsyncIterator[list[Any]]:  # fmt: skip
+        """The same rows, a chunk at a time, as the CSV's cells or (`spreadsheet`) each as the UTF-8 bytes
+        of one SpreadsheetML `<row>` (`sheet.py`)."""
         ...
 
     async def insert(self, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int: ...

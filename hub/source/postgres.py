@@ -33,11 +33,10 @@ from hub.source.schema import (
     CHUNK_ROWS,
     TABLES,
     Queries,
-    csv_text,
-    csv_writer,
-    part_offsets,
+    bound,
     real_day,
     warn_undated,
+    write_csv,
 )
 
 BYTES = 'COLLATE "C"'
@@ -54,17 +53,30 @@ DATE_TYPES = "('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype)"
 def day(expr: str, zone: ZoneInfo | None) -> str:
     """A date column may be `date`, `timestamp`, `timestamptz` or text. Each becomes a `timestamptz`
     (a `date`, a `timestamp` and text without an offset at that time of their day in the session's
-    zone), which `to_char` shows in the session's zone: the report sets it to `zone` (`write_csv`)."""
+    zone), which `to_char` shows in the session's zone: the report sets it to `zone` (`report_chunks`)."""
+    return f"to_char({_instant(expr)}, 'DD/MM/YYYY')"
+
+
+def _instant(expr: str) -> str:
     text = f"{expr}::text"
     # Nested, since PostgreSQL evaluates the WHENs of one CASE in order but the terms of an AND in any.
-    date = (
+    return (
         f"CASE WHEN pg_typeof({expr}) IN {DATE_TYPES} THEN {expr}::timestamptz WHEN {text} ~ '{ISO_DATE}' THEN "
         f"CASE WHEN {real_day(text)} THEN {expr}::timestamptz END END"
     )
-    return f"to_char({date}, 'DD/MM/YYYY')"
 
 
-SQL = Queries(param="${}", char="chr", day=day, collate=f" {BYTES}")
+def serial_day(expr: str, zone: ZoneInfo | None) -> str:
+    """The same day as a spreadsheet counts it: days since 30/12/1899 (a cast to `date` takes the
+    session's zone, as `to_char` does)."""
+    return f"({_instant(expr)})::date - DATE '1899-12-30'"
+
+
+SQL = Queries(
+    param="${}", char="chr", day=day, serial_day=serial_day,
+    has_markup="strpos({0}, '&') > 0 OR strpos({0}, '<') > 0 OR strpos({0}, '>') > 0",
+    as_bytes="convert_to({}, 'UTF8')", collate=f" {BYTES}",
+)  # fmt: skip
 PRIMARY_KEY_SQL = (
     "SELECT a.attname FROM pg_index i "
     "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
@@ -223,32 +235,29 @@ class PostgresSource:
         async with self._connection() as conn:
             return await conn.fetchval(SQL.user_name, user_id)
 
-    async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
-        """The count and the bounds come from one snapshot: an enrolment deleted between the two reads must
-        not leave an offset past the end, with no user id to bound a part."""
-        async with self._connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            total = await conn.fetchval(SQL.participants, batch_id)
-            return [await conn.fetchval(SQL.part_bound, batch_id, offset) for offset in part_offsets(total, parts)]
+    async def part_bounds(self, batch_id: str, offsets: Sequence[int]) -> list[str]:
+        async with self._connection() as conn:
+            return [bound(await conn.fetchrow(SQL.part_bound, batch_id, offset)) for offset in offsets]
 
     async def write_csv(
         self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, out: BinaryIO, zone: ZoneInfo
     ) -> int:
+        return await write_csv(self.report_chunks(batch_id, assessments, lower, upper, zone), out)
+
+    async def report_chunks(
+        self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, zone: ZoneInfo,
+        spreadsheet: bool = False,
+    ) -> AsyncIterator[list[Any]]:  # fmt: skip
         """Streams from a server-side cursor, a chunk at a time, so memory stays flat whatever the size
         of the batch; PostgreSQL makes the next chunk while Python formats this one."""
-        sql = SQL.report(len(assessments), zone)
-        rows = 0
+        sql = SQL.report(len(assessments), zone, spreadsheet)
         async with self._connection() as conn, conn.transaction(readonly=True):
             await conn.execute("SELECT set_config('TimeZone', $1, true)", zone.key)
             cursor = await conn.cursor(sql, batch_id, *assessments, lower, upper)
             async with contextlib.aclosing(_chunks_ahead(cursor, CHUNK_ROWS)) as chunks:
-                with csv_text(out) as text:
-                    writer = csv_writer(text)
-                    async for chunk in chunks:
-                        writer.writerows(chunk)
-                        text.flush()
-                        rows += len(chunk)
+                async for chunk in chunks:
+                    yield chunk
             warn_undated(batch_id, await conn.fetch(SQL.undated, batch_id, lower, upper))
-        return rows
 
     async def insert(self, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:
         """Adds or replaces rows by primary key, as SQLite's INSERT OR REPLACE does.

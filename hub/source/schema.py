@@ -16,13 +16,16 @@ date functions (`Queries.day`), to one rule that both keep:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
+
+from hub.source import sheet
 
 log = logging.getLogger(__name__)
 TABLES = """
@@ -163,18 +166,60 @@ def csv_writer(text: io.TextIOWrapper | io.StringIO) -> Any:
     return csv.writer(text, lineterminator="\r\n")
 
 
+async def write_csv(chunks: AsyncIterator[list[Any]], out: BinaryIO) -> int:
+    """Writes a source's report rows to `out` as CSV, a chunk at a time; returns how many rows."""
+    rows = 0
+    async with contextlib.aclosing(chunks):
+        with csv_text(out) as text:
+            writer = csv_writer(text)
+            async for chunk in chunks:
+                writer.writerows(chunk)
+                text.flush()
+                rows += len(chunk)
+    return rows
+
+
 # Above every user id in binary order: the open upper end of the last part of a batch.
 LAST_KEY = "\U0010ffff"
 
 
-def report_query(assessments: int, dialect: Queries, zone: ZoneInfo) -> str:
+def csv_columns(assessments: int, dialect: Queries, zone: ZoneInfo) -> list[str]:
+    """The CSV's cells: text with the formula guard, dates spelled dd/MM/yyyy."""
+    day = dialect.day
+    return [guarded(c, dialect.char) for c in TEXT_COLUMNS] + [
+        day("e.enrolled_date", zone),
+        day("e.completed_date", zone),
+        CERTIFICATE,
+        effective_progress(day),
+        "CAST(g.total AS INTEGER)",
+        "CAST(g.attempts AS INTEGER)",
+        *(f"CAST(g.a{i} AS INTEGER)" for i in range(assessments)),
+    ]
+
+
+def sheet_columns(assessments: int, dialect: Queries, zone: ZoneInfo) -> list[str]:
+    """The spreadsheet's row, one text column of SpreadsheetML: text cells as they are (a text cell never
+    runs, so no guard), dates as day numbers, the figures as numbers."""
+    serial = dialect.serial_day
+    cells = [sheet.text_cell(c, dialect.has_markup) for c in TEXT_COLUMNS] + [
+        sheet.date_cell(serial("e.enrolled_date", zone)),
+        sheet.date_cell(serial("e.completed_date", zone)),
+        sheet.text_cell(CERTIFICATE, dialect.has_markup),
+        sheet.number_cell(effective_progress(dialect.day)),
+        *(sheet.number_cell(f"CAST({figure} AS INTEGER)") for figure in ("g.total", "g.attempts")),
+        *(sheet.number_cell(f"CAST(g.a{i} AS INTEGER)") for i in range(assessments)),
+    ]
+    return [dialect.as_bytes.format(sheet.row(cells))]
+
+
+def report_query(assessments: int, dialect: Queries, zone: ZoneInfo, spreadsheet: bool = False) -> str:
     """One row per enrolment of a range of participants, columns in the contract's order, then one score
-    per assessment, dates as days in `zone`.
+    per assessment, dates as days in `zone`; for a spreadsheet, each row one SpreadsheetML `<row>`.
 
     Parameter 1 is the batch id, the assessment content ids follow, then the range's lower (inclusive)
     and upper (exclusive) user id.
     """
-    param, char, collate, day = dialect.param, dialect.char, dialect.collate, dialect.day
+    param, collate = dialect.param, dialect.collate
     lower, upper = param.format(assessments + 2), param.format(assessments + 3)
     in_range = f"{{0}}.user_id{collate} >= {lower} AND {{0}}.user_id{collate} < {upper}"
     # One grouped pass over the batch's scores, joined once, costs half of per-row subqueries.
@@ -188,15 +233,7 @@ def report_query(assessments: int, dialect: Queries, zone: ZoneInfo) -> str:
         " GROUP BY s.user_id) g"
         " ON g.user_id = e.user_id"
     )
-    columns = [guarded(c, char) for c in TEXT_COLUMNS] + [
-        day("e.enrolled_date", zone),
-        day("e.completed_date", zone),
-        CERTIFICATE,
-        effective_progress(day),
-        "CAST(g.total AS INTEGER)",
-        "CAST(g.attempts AS INTEGER)",
-        *(f"CAST(g.a{i} AS INTEGER)" for i in range(assessments)),
-    ]
+    columns = (sheet_columns if spreadsheet else csv_columns)(assessments, dialect, zone)
     return (
         "SELECT " + ",\n  ".join(columns) + "\nFROM enrolments e"
         "\nJOIN batches b ON b.batch_id = e.batch_id"
@@ -234,9 +271,19 @@ def warn_undated(batch_id: str, found: Sequence[Sequence[str | None]]) -> None:
         log.warning("batch %s: more participants than these %d have a date that is no date", batch_id, UNDATED_NAMED)
 
 
-def part_offsets(total: int, parts: int) -> list[int]:
-    """The rows, in report order, at which parts 2..n of a batch of `total` rows begin."""
-    return [total * i // parts for i in range(1, parts)]
+def part_offsets(total: int, parts: int, every: int = 0) -> list[int]:
+    """The rows, in report order, at which parts 2..n of a batch of `total` rows begin; with `every`, a
+    part also begins at each multiple of it (where a spreadsheet starts its next sheet)."""
+    offsets = {total * i // parts for i in range(1, parts)}
+    if every:
+        offsets.update(range(every, total, every))
+    return sorted(offsets)
+
+
+def bound(row: Sequence[Any] | None) -> str:
+    """The user id a part-bound query found, or the end of the batch for an offset past it (the batch
+    shrank since it was counted): that part is empty."""
+    return LAST_KEY if row is None else row[0]
 
 
 def part_bound_query(param: str, collate: str = "") -> str:
@@ -288,10 +335,15 @@ USER_NAME = "SELECT name FROM users WHERE user_id = {p1}"
 class Queries:
     """Every statement of the report source, spelled once for one dialect: `param` is how it writes the
     i-th bind parameter (`?{}` or `${}`), `char` its chr()/char() function, `day` how it reads a date,
-    `collate` what makes it compare user ids byte by byte (SQLite does already)."""
+    `collate` what makes it compare user ids byte by byte (SQLite does already); `serial_day` reads a
+    date as `day` does and gives it as a spreadsheet's day number; `has_markup` tests a value for `&`,
+    `<` or `>`; `as_bytes` hands a text over undecoded (the spreadsheet's rows go on as UTF-8)."""
 
-    def __init__(self, param: str, char: str, day: Day, collate: str = "") -> None:
-        self.param, self.char, self.day, self.collate = param, char, day, collate
+    def __init__(
+        self, param: str, char: str, day: Day, serial_day: Day, has_markup: str, as_bytes: str, collate: str = ""
+    ) -> None:
+        self.param, self.char, self.day, self.serial_day, self.collate = param, char, day, serial_day, collate
+        self.has_markup, self.as_bytes = has_markup, as_bytes
         p1 = param.format(1)
         self.batch = BATCH.format(p1=p1)
         self.mentors = BATCH_MENTORS.format(p1=p1)
@@ -304,5 +356,5 @@ class Queries:
         self.part_bound = part_bound_query(param, collate)
         self.undated = undated_query(param, day, collate)
 
-    def report(self, assessments: int, zone: ZoneInfo) -> str:
-        return report_query(assessments, self, zone)
+    def report(self, assessments: int, zone: ZoneInfo, spreadsheet: bool = False) -> str:
+        return report_query(assessments, self, zone, spreadsheet)

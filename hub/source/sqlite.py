@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -21,11 +21,10 @@ from hub.source.schema import (
     CHUNK_ROWS,
     TABLES,
     Queries,
-    csv_text,
-    csv_writer,
-    part_offsets,
+    bound,
     real_day,
     warn_undated,
+    write_csv,
 )
 
 T = TypeVar("T")
@@ -36,6 +35,7 @@ SQLITE_TABLES = TABLES.replace("\n);", "\n) WITHOUT ROWID;")
 ZONE_YEARS = (1970, 2100)
 ISO_DATE = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
 WITH_OFFSET = "{0} GLOB '*[+-][0-9][0-9]:[0-9][0-9]' OR {0} GLOB '*[Zz]'"
+SPREADSHEET_EPOCH = 2415018.5
 
 
 def _offset(zone: ZoneInfo, epoch: int) -> int:
@@ -76,18 +76,30 @@ def _shift(utc: str, offset: int, changes: Sequence[tuple[str, int]]) -> str:
     )
 
 
-def day(expr: str, zone: ZoneInfo | None) -> str:
+def _day(expr: str, zone: ZoneInfo | None, show: Callable[[str], str]) -> str:
     """SQLite reads ISO text itself (an offset turns it into UTC); the zone's offset at that instant
-    then gives the day. The leading GLOB keeps out what SQLite would also read as a time: 'now', a
-    Julian day number."""
-    on_its_day = f"strftime('%d/%m/%Y', {expr})"
+    then gives the day, which `show` writes from its date function's arguments. The leading GLOB keeps
+    out what SQLite would also read as a time: 'now', a Julian day number."""
+    on_its_day = show(expr)
     if zone is not None:
-        instant_day = f"strftime('%d/%m/%Y', {expr}, {_shift(f'datetime({expr})', *offset_changes(zone))})"
+        instant_day = show(f"{expr}, {_shift(f'datetime({expr})', *offset_changes(zone))}")
         on_its_day = f"CASE WHEN {WITH_OFFSET.format(expr)} THEN {instant_day} ELSE {on_its_day} END"
     return f"CASE WHEN {expr} GLOB '{ISO_DATE}' AND {real_day(expr)} THEN {on_its_day} END"
 
 
-SQL = Queries(param="?{}", char="char", day=day)
+def day(expr: str, zone: ZoneInfo | None) -> str:
+    return _day(expr, zone, lambda args: f"strftime('%d/%m/%Y', {args})")
+
+
+def serial_day(expr: str, zone: ZoneInfo | None) -> str:
+    """The day as a spreadsheet counts it: days since 30/12/1899 (Julian day 2415018.5)."""
+    return _day(expr, zone, lambda args: f"CAST(julianday({args}, 'start of day') - {SPREADSHEET_EPOCH} AS INTEGER)")
+
+
+SQL = Queries(
+    param="?{}", char="char", day=day, serial_day=serial_day,
+    has_markup="instr({0}, '&') OR instr({0}, '<') OR instr({0}, '>')", as_bytes="CAST({} AS BLOB)",
+)  # fmt: skip
 # WAL lets reports read while a seed writes; a large cache keeps random-key inserts off the disk.
 WRITER_PRAGMAS = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-131072;\n"
 
@@ -95,6 +107,16 @@ WRITER_PRAGMAS = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cac
 def sqlite_path(url: str) -> Path:
     """`sqlite:///./var/hub.db` is relative to the working directory, `sqlite:////abs/hub.db` absolute."""
     return Path(url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:///") else url[9:])
+
+
+def _check_utf8(rows: list[Any]) -> None:
+    """SQLite keeps whatever bytes it is given. The CSV's rows fail on text that is not UTF-8 (sqlite3
+    decodes them); the spreadsheet's come as bytes, and would make a file no spreadsheet opens, so they
+    fail the same way. (PostgreSQL only ever holds valid text.)"""
+    try:
+        b"".join([row[0] for row in rows]).decode()
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"the SQLite source failed: a row holds text that is not UTF-8 ({exc.reason})") from None
 
 
 class SqliteSource:
@@ -178,32 +200,32 @@ class SqliteSource:
         row = await self._run(lambda conn: conn.execute(SQL.user_name, (user_id,)).fetchone())
         return row[0] if row else None
 
-    async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
+    async def part_bounds(self, batch_id: str, offsets: Sequence[int]) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
-            total = conn.execute(SQL.participants, (batch_id,)).fetchone()[0]
-            return [
-                conn.execute(SQL.part_bound, (batch_id, offset)).fetchone()[0] for offset in part_offsets(total, parts)
-            ]
+            return [bound(conn.execute(SQL.part_bound, (batch_id, offset)).fetchone()) for offset in offsets]
 
         return await self._run(read)
 
     async def write_csv(
         self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, out: BinaryIO, zone: ZoneInfo
     ) -> int:
+        return await write_csv(self.report_chunks(batch_id, assessments, lower, upper, zone), out)
+
+    async def report_chunks(
+        self, batch_id: str, assessments: Sequence[str], lower: str, upper: str, zone: ZoneInfo,
+        spreadsheet: bool = False,
+    ) -> AsyncIterator[list[Any]]:  # fmt: skip
         """Blocks its event loop on purpose: it only runs in a part-writer process that has nothing
         else to do, where a plain loop is a fifth faster than handing rows over from a thread."""
         conn = self._connect()
         try:
-            cursor = conn.execute(SQL.report(len(assessments), zone), (batch_id, *assessments, lower, upper))
-            with csv_text(out) as text:
-                writer = csv_writer(text)
-                rows = 0
-                while chunk := cursor.fetchmany(CHUNK_ROWS):
-                    writer.writerows(chunk)
-                    text.flush()
-                    rows += len(chunk)
+            sql = SQL.report(len(assessments), zone, spreadsheet)
+            cursor = conn.execute(sql, (batch_id, *assessments, lower, upper))
+            while chunk := cursor.fetchmany(CHUNK_ROWS):
+                if spreadsheet:
+                    _check_utf8(chunk)
+                yield chunk
             warn_undated(batch_id, conn.execute(SQL.undated, (batch_id, lower, upper)).fetchall())
-            return rows
         except sqlite3.Error as exc:
             raise SourceError(f"the SQLite source failed: {exc}") from exc
         finally:
