@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
-from hub.source import sheet
+import hub.source.sheet as sheet
 
 log = logging.getLogger(__name__)
 TABLES = """
