@@ -277,3 +277,14 @@ async def test_a_search_over_thousands_of_jobs_in_many_batches_reads_only_the_jo
 async def test_reading_the_audit_trail_with_bad_paging_is_a_clear_400(support_call: Call, params: dict) -> None:
     status, body = await support_call("GET", "/v1/support/audit", params=params)
     assert (status, body["params"]["err"]) == (400, "INVALID_REQUEST")
+
+
+async def test_a_data_exhaust_request_refused_is_shown_beside_the_mentors_jobs(call: Call, support_call: Call) -> None:
+    request = {"request": {"tag": f"do_course_0001_{BATCH}", "dataset": "progress-exhaust",
+                           "datasetConfig": {"batchId": BATCH}}}  # fmt: skip
+    status, _ = await call("POST", "/dataset/v1/request/submit", user=STRANGER, json=request)
+    assert status == 403
+    _, stranger = await support_call("GET", "/v1/support/jobs", params={"userId": STRANGER})
+    assert [(c["status"], c["batchId"], c["code"]) for c in stranger["result"]["refused"]] == [
+        (403, BATCH, "NOT_A_MENTOR")
+    ]

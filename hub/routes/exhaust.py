@@ -24,6 +24,7 @@ from hub.exhaust import (
     READ,
     SEARCH,
     SUBMIT,
+    Asked,
     Record,
     Requests,
     envelope,
@@ -41,7 +42,7 @@ from hub.identity import Principal
 from hub.job import Job, Status
 from hub.middlewares import problem
 from hub.reports import now_ms
-from hub.request import budgeted, hub_of
+from hub.request import budgeted, caller, hub_of
 from hub.routes.reports import announce_duplicate, start_report
 from hub.services import Hub
 
@@ -97,11 +98,17 @@ async def answers(hub: Hub, found: list[tuple[Record, Job]]) -> dict[str, Any]:
 async def submit(request: web.Request) -> dict[str, Any]:
     """Sunbird's same-day idempotency on top of the hub's guard: the same request on the same day answers
     the job it already made, unless that job FAILED, when it runs again under the same request id."""
-    who = await budgeted(request, "submit")
+    who = await caller(request)
     hub = hub_of(request)
+    async with hub.support.refusals.noted(who.user_id, None):  # spent before the body is read, bad or not
+        await hub.limits.take(who.user_id, "submit")
     asked = parse_submit(await json_object(request))
+    async with hub.support.refusals.noted(who.user_id, asked.batch_id):
+        return await _submit(hub, who, asked, channel_of(request))
+
+
+async def _submit(hub: Hub, who: Principal, asked: Asked, channel: str) -> dict[str, Any]:
     batch = await batch_for(hub.source, who, asked.batch_id, hub.settings.report_roles)
-    channel = channel_of(request)
     rid = request_id(asked, who.user_id, channel, today(hub.settings.report_zone))
     requests = Requests(hub.redis)
     async with requests.claimed(rid):

@@ -10,7 +10,6 @@ from redis.exceptions import RedisError
 from hub import errors, ids, metrics
 from hub.access import batch_for, visible_batches
 from hub.envelope import json_object, optional_string, string_field
-from hub.errors import HubError
 from hub.exhaust import MAX_KEY_LENGTH
 from hub.identity import Principal
 from hub.job import FORMATS, Status, job_ref
@@ -34,13 +33,10 @@ async def submit(request: web.Request) -> Result:
     fmt = body.get("format", "csv")
     if fmt not in FORMATS:
         raise errors.INVALID_FORMAT(supported=", ".join(FORMATS))
-    try:
+    async with hub.support.refusals.noted(who.user_id, body.get("batchId")):  # support sees clicks that made no job
         await hub.limits.take(who.user_id, "submit")
         batch = await batch_for(hub.source, who, string_field(body, "batchId"))
         job_id = await start_report(hub, who, batch, optional_string(body, "encryptionKey", MAX_KEY_LENGTH), fmt)
-    except HubError as refused:  # support is shown the clicks that made no job (403, 409, 429)
-        await hub.support.refusals.note(who.user_id, body.get("batchId"), refused)
-        raise
     return {"jobId": job_id, "ref": job_ref(job_id), "batchId": batch.batch_id, "status": Status.SUBMITTED.value}
 
 

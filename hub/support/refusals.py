@@ -4,7 +4,9 @@ requests (429). Before, they left a log line only; support needs them beside the
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
@@ -45,6 +47,16 @@ class Refusals:
             await self._trail.append(keys.refused_clicks(user_id), click)
         except (RedisError, OSError) as exc:
             log.warning("could not note a refused click: %s", exc)
+
+    @contextlib.asynccontextmanager
+    async def noted(self, user_id: str, asked: object) -> AsyncIterator[None]:
+        """Around a click, from the budget taken to the job made, on `/v1` and the data-exhaust API alike:
+        what refuses it is noted, then answered as ever."""
+        try:
+            yield
+        except HubError as refused:
+            await self.note(user_id, asked, refused)
+            raise
 
     async def of(self, user_id: str, batch_id: str | None, low: int, high: int) -> list[dict[str, Any]]:
         """The user's latest refused clicks made between `low` and `high` ms, of one batch if named."""
