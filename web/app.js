@@ -75,7 +75,7 @@ const LABELS = readLabels();
 /** The label `key` in the page's language, else `english`; its `{name}`s take the fields of `values`. */
 function t(key, english, values = {}) {
   const text = typeof LABELS[key] === 'string' && LABELS[key] ? LABELS[key] : english;
-  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole));
 }
 
 // ---- small helpers -------------------------------------------------------------------------------
