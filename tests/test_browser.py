@@ -311,6 +311,17 @@ async def test_a_page_in_hindi_shows_its_labels_and_toasts_in_hindi(context, hub
     await expect(duplicate).to_contain_text(CATALOGUE["hi"]["messages.imsg.m0040"])
 
 
+async def test_a_page_in_hindi_writes_its_running_labels_in_hindi(context, hub: TestServer, token) -> None:
+    hindi = CATALOGUE["hi"]
+    page = await context.new_page()
+    await page.goto(f"{hub.make_url('/?lang=hi')}#token={token()}")
+    await expect(page.locator("#connection-text")).to_have_text(hindi["app.connection.open"])
+    await page.click("#download-report")  # no worker: the job waits, first in the queue
+    job = page.locator("#jobs-list .job")
+    await expect(job.locator(".badge")).to_have_text(hindi["app.status.SUBMITTED"])
+    await expect(page.locator("#progress-label")).to_have_text(hindi["app.progress.queued"].format(position=1))
+
+
 async def test_behind_the_portal_the_client_calls_its_proxy_and_hears_over_a_socket_through_nginx(
     context, hub: TestServer, tmp_path: Path, token
 ) -> None:

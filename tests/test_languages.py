@@ -4,6 +4,8 @@ catalogue in which a missing entry falls back to English, never to a key."""
 
 from __future__ import annotations
 
+import json
+import re
 import string
 
 import pytest
@@ -106,3 +108,16 @@ async def test_a_page_in_a_language_without_its_labels_shows_english_ones(http) 
     async with http.get("/?lang=ta") as response:
         page = await response.text()
     assert '<html lang="ta">' in page and 'data-i18n="page.downloadReport">Download report</button>' in page
+
+
+async def labels_of_page(http, lang: str) -> dict[str, str]:
+    """The labels the page's script writes while it runs, from the page's JSON data block."""
+    async with http.get(f"/?lang={lang}") as response:
+        page = await response.text()
+    return json.loads(re.search(r'<script type="application/json" id="labels">(.*?)</script>', page)[1])
+
+
+async def test_the_page_carries_the_labels_its_script_writes_in_its_language_else_english(http) -> None:
+    hindi, tamil = await labels_of_page(http, "hi"), await labels_of_page(http, "ta")
+    assert hindi["app.status.SUBMITTED"] == CATALOGUE["hi"]["app.status.SUBMITTED"] != "Queued"
+    assert (tamil["app.status.SUBMITTED"], tamil["messages.imsg.m0040"]) == ("Queued", TAMIL_IN_PROGRESS)

@@ -17,6 +17,7 @@ const PAGE_ID = 'course-dashboard';
 // cdata, pageid); ours matches it, so DIKSHA's dashboards count a click here like one there.
 const PORTAL_REPORTS = { env: 'reports', pageid: 'on-demand-reports', dataset: 'progress-exhaust' };
 
+// English for the labels this script writes, by catalogue key; the page carries them in its language.
 const JOB_STATUS = {
   SUBMITTED: 'Queued',
   PROCESSING: 'In progress',
@@ -26,6 +27,24 @@ const JOB_STATUS = {
 
 // Sunbird course batches carry a numeric status.
 const BATCH_STATUS = { 0: 'Upcoming', 1: 'Ongoing', 2: 'Expired' };
+
+const CONNECTION = {
+  open: 'Live',
+  openStream: 'Live (stream)',
+  openPolling: 'Live (polling)',
+  connecting: 'Connecting…',
+  closed: 'Reconnecting…',
+  offline: 'Offline',
+  paused: 'Paused',
+};
+
+// The events' texts, for an event from an older hub that came without its `message`.
+const EVENT_MESSAGES = {
+  'report.submitted': ['hub.report.submitted', 'Your download has started. You can continue using the app.'],
+  'report.completed': ['hub.report.ready', 'Your download is ready.'],
+  'report.failed': ['messages.imsg.m0045', 'Download has failed. Please try again after sometime'],
+  'report.duplicate': ['messages.imsg.m0040', 'Download in-progress. Please try after sometime'],
+};
 
 const state = {
   token: null,
@@ -38,6 +57,26 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
+
+// ---- labels in the page's language ---------------------------------------------------------------
+
+/** The hub fills the page's `#labels` data block from its catalogue, in the language it served the page in. */
+function readLabels() {
+  try {
+    const labels = JSON.parse($('labels').textContent);
+    return labels && typeof labels === 'object' ? labels : {};
+  } catch (error) {
+    return {}; // a page served without the block (a copy, a test harness) reads in English
+  }
+}
+
+const LABELS = readLabels();
+
+/** The label `key` in the page's language, else `english`; its `{name}`s take the fields of `values`. */
+function t(key, english, values = {}) {
+  const text = typeof LABELS[key] === 'string' && LABELS[key] ? LABELS[key] : english;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole));
+}
 
 // ---- small helpers -------------------------------------------------------------------------------
 
@@ -95,9 +134,11 @@ function storedId(storage, key) {
   return id;
 }
 
-const numberFormat = new Intl.NumberFormat();
-const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+// Numbers and dates as the page's language writes them (the browser's default for one it does not know).
+const LOCALES = [document.documentElement.lang, navigator.language].filter(Boolean);
+const numberFormat = new Intl.NumberFormat(LOCALES);
+const dateTimeFormat = new Intl.DateTimeFormat(LOCALES, { dateStyle: 'medium', timeStyle: 'short' });
+const dateFormat = new Intl.DateTimeFormat(LOCALES, { dateStyle: 'medium' });
 
 function formatCount(value) {
   return Number.isFinite(value) ? numberFormat.format(value) : '–';
@@ -140,14 +181,22 @@ async function api(path, options) {
   try {
     return await hubRequest(BASE_URL, state.token, path, options);
   } catch (error) {
-    if (error.status === 401) signOut(error.message || 'Your session has expired. Please sign in again.');
+    if (error.status === 401) signOut(errorText(error));
     throw error;
   }
 }
 
+/** An error's sentence in the page's language where the page knows it (the client's own, an expired
+ *  session), else the hub's. */
+function errorText(error) {
+  if (error.code === 'NETWORK_ERROR') return t('app.offline', 'Cannot reach the report service. Check your connection and try again.');
+  if (error.code === 'TOKEN_EXPIRED' || (error.status === 401 && !error.message)) return t('app.sessionExpired', 'Your session has expired. Please sign in again.');
+  return error.message;
+}
+
 /** Tells the person what went wrong, except for 401, which already sent them back to sign-in. */
 function reportError(error) {
-  if (error.status !== 401) showToast({ type: 'error', message: error.message, alert: true });
+  if (error.status !== 401) showToast({ type: 'error', message: errorText(error), alert: true });
 }
 
 // ---- sign-in -------------------------------------------------------------------------------------
@@ -166,9 +215,11 @@ function takeTokenFromFragment() {
 /** Returns an error sentence, or null when the token can be used. */
 function tokenProblem(token) {
   const claims = decodeJwt(token);
-  if (!claims) return 'This is not an access token. Paste the whole JWT (three parts separated by dots).';
-  if (!claims.sub) return 'This token does not name a user (no "sub" claim).';
-  if (Number.isFinite(claims.exp) && claims.exp * 1000 <= Date.now()) return 'This token has expired. Please get a new one.';
+  if (!claims) return t('app.token.notJwt', 'This is not an access token. Paste the whole JWT (three parts separated by dots).');
+  if (!claims.sub) return t('app.token.noUser', 'This token does not name a user (no "sub" claim).');
+  if (Number.isFinite(claims.exp) && claims.exp * 1000 <= Date.now()) {
+    return t('app.token.expired', 'This token has expired. Please get a new one.');
+  }
   return null;
 }
 
@@ -201,6 +252,7 @@ function signIn(token) {
   $('dashboard').hidden = false;
   $('session').hidden = false;
   $('user-id').textContent = state.userId;
+  $('user-id').title = t('app.signedInUser', 'Signed-in user');
   startClient();
   flushTelemetry();
   loadBatches();
@@ -232,20 +284,18 @@ function startClient() {
   client.addEventListener('event', (event) => onHubEvent(event.detail));
   client.addEventListener('resync', refreshBatchState);
   client.addEventListener('status', () => renderConnection(client));
-  client.addEventListener('unauthorized', (event) =>
-    signOut((event.detail && event.detail.message) || 'Your session has expired. Please sign in again.'),
-  );
+  client.addEventListener('unauthorized', (event) => signOut(errorText(event.detail || { status: 401 })));
   state.client = client;
   client.start();
 }
 
 function renderConnection(client) {
-  const labels = { open: 'Live', connecting: 'Connecting…', closed: 'Reconnecting…', offline: 'Offline', paused: 'Paused' };
-  const via = { ws: '', sse: ' (stream)', poll: ' (polling)' };
+  const via = { ws: '', sse: 'Stream', poll: 'Polling' };
+  const label = client.state === 'open' ? `open${via[client.transport] || ''}` : client.state;
   const status = $('connection-status');
   status.dataset.state = client.state;
   status.dataset.transport = client.transport;
-  $('connection-text').textContent = labels[client.state] + (client.state === 'open' ? via[client.transport] : '');
+  $('connection-text').textContent = t(`app.connection.${label}`, CONNECTION[label] || client.state);
 }
 
 function onHubEvent(event) {
@@ -312,12 +362,8 @@ function toastKey({ type, jobId }) {
 }
 
 function defaultMessage(type) {
-  return {
-    'report.submitted': 'Your download has started. You can continue using the app.',
-    'report.completed': 'Your download is ready.',
-    'report.failed': 'Download has failed. Please try again after sometime',
-    'report.duplicate': 'Download in-progress. Please try after sometime',
-  }[type];
+  const [key, english] = EVENT_MESSAGES[type];
+  return t(key, english);
 }
 
 function batchLabel(batchId) {
@@ -331,7 +377,7 @@ function saveLink({ downloadUrl, fileName, jobId, expiresAt }) {
   return h(
     'a',
     { class: 'button button--small', href, download: fileName || true, 'data-job-id': jobId, 'data-expires-at': expiresAt },
-    'Save file',
+    t('app.saveFile', 'Save file'),
   );
 }
 
@@ -348,9 +394,9 @@ function showToast({ type, id, jobId, key, message, context, ref, link, alert = 
       'data-toast-key': key,
     },
     h('div', { class: 'toast__body' }, h('p', { class: 'toast__message' }, message), context && h('p', { class: 'toast__context' }, context),
-      ref && h('p', { class: 'toast__ref' }, 'Reference ', h('span', { class: 'toast__ref-code' }, ref))),
+      ref && h('p', { class: 'toast__ref' }, `${t('app.reference', 'Reference')} `, h('span', { class: 'toast__ref-code' }, ref))),
     link && h('div', { class: 'toast__actions' }, link),
-    h('button', { type: 'button', class: 'toast__close', 'aria-label': 'Dismiss notification', onclick: () => dismissToast(toast) }, '×'),
+    h('button', { type: 'button', class: 'toast__close', 'aria-label': t('app.dismiss', 'Dismiss notification'), onclick: () => dismissToast(toast) }, '×'),
   );
   const existing = key ? [...region.children].find((el) => el.dataset.toastKey === key) : null;
   if (existing && !supersedes(id, existing.dataset.eventId)) return;
@@ -424,7 +470,7 @@ async function loadBatches() {
   try {
     ({ batches = [] } = await api('/v1/mentor/batches'));
   } catch (error) {
-    fill(select, h('option', { value: '' }, 'Could not load batches'));
+    fill(select, h('option', { value: '' }, t('app.batchesFailed', 'Could not load batches')));
     reportError(error);
     return;
   }
@@ -455,7 +501,13 @@ function selectBatch(batchId) {
 
 function renderBatchMeta(batch) {
   const dates = [formatDate(batch.startDate, dateFormat), formatDate(batch.endDate, dateFormat)].filter(Boolean).join(' – ');
-  const parts = [batch.courseName, dates, batch.status != null && `Status: ${BATCH_STATUS[batch.status] || batch.status}`, Number.isFinite(batch.participantCount) && `${formatCount(batch.participantCount)} participants`];
+  const status = batch.status != null && t(`app.batchStatus.${batch.status}`, BATCH_STATUS[batch.status] || String(batch.status));
+  const parts = [
+    batch.courseName,
+    dates,
+    status && t('app.batchStatusLine', 'Status: {status}', { status }),
+    Number.isFinite(batch.participantCount) && t('app.participants', '{count} participants', { count: formatCount(batch.participantCount) }),
+  ];
   $('batch-meta').textContent = parts.filter(Boolean).join(' · ');
 }
 
@@ -498,7 +550,7 @@ function renderHistogram(buckets) {
     return h(
       'li',
       { class: 'histogram__bucket', 'data-bucket': i, 'data-count': count },
-      h('span', { class: 'histogram__count' }, formatCount(count), h('span', { class: 'visually-hidden' }, ' participants at ')),
+      h('span', { class: 'histogram__count' }, formatCount(count), h('span', { class: 'visually-hidden' }, ` ${t('app.participantsAt', 'participants at')} `)),
       h('span', { class: 'histogram__plot' }, bar),
       h('span', { class: 'histogram__label' }, range),
     );
@@ -544,10 +596,12 @@ function showProgress(jobId, percent, { rows, total, queued, position } = {}) {
   bar.setAttribute('aria-valuetext', `${value}%`);
   $('progress-fill').style.setProperty('--value', String(value / 100));
   $('progress-label').textContent = queued
-    ? `Waiting for a free worker: number ${formatCount(position)} in the queue…`
+    ? t('app.progress.queued', 'Waiting for a free worker: number {position} in the queue…', { position: formatCount(position) })
     : Number.isFinite(total) && total > 0
-    ? `Making the report… ${formatCount(rows)} of ${formatCount(total)} participants (${value}%)`
-    : value > 0 ? `Making the report… ${value}%` : 'Preparing report…';
+    ? t('app.progress.rows', 'Making the report… {rows} of {total} participants ({percent}%)',
+      { rows: formatCount(rows), total: formatCount(total), percent: value })
+    : value > 0 ? t('app.progress.percent', 'Making the report… {percent}%', { percent: value })
+    : t('app.progress.preparing', 'Preparing report…');
   $('report-progress').hidden = false;
 }
 
@@ -590,20 +644,20 @@ function renderJobs(jobs) {
 function renderJob(job) {
   const details = [
     formatDate(job.completedAt || job.submittedAt),
-    Number.isFinite(job.rows) && `${formatCount(job.rows)}\u00a0rows`,
+    Number.isFinite(job.rows) && t('app.rows', '{count}\u00a0rows', { count: formatCount(job.rows) }),
     job.status === 'SUCCESS' && formatBytes(job.bytes),
   ].filter(Boolean).join(' · ');
   return h(
     'li',
     { class: 'job', 'data-job-id': job.jobId, 'data-status': job.status },
-    h('span', { class: `badge badge--${String(job.status).toLowerCase()}` }, JOB_STATUS[job.status] || job.status),
+    h('span', { class: `badge badge--${String(job.status).toLowerCase()}` }, t(`app.status.${job.status}`, JOB_STATUS[job.status] || String(job.status))),
     h(
       'div',
       { class: 'job__info' },
-      h('p', { class: 'job__name' }, job.fileName ? breakable(job.fileName) : 'Course progress report'),
+      h('p', { class: 'job__name' }, job.fileName ? breakable(job.fileName) : t('page.report', 'Course progress report')),
       h('p', { class: 'job__details muted' }, details),
-      job.status === 'FAILED' && h('p', { class: 'job__error' }, 'Download has failed. Please try again after sometime'),
-      job.error === 'REPORT_EXPIRED' && h('p', { class: 'job__error' }, 'This report has been deleted. Please download it again.'),
+      job.status === 'FAILED' && h('p', { class: 'job__error' }, defaultMessage('report.failed')),
+      job.error === 'REPORT_EXPIRED' && h('p', { class: 'job__error' }, t('app.reportExpired', 'This report has been deleted. Please download it again.')),
     ),
     job.status === 'SUCCESS' && saveLink(job),
   );
@@ -624,7 +678,7 @@ async function onSaveLinkClick(event) {
     const job = await api(`/v1/reports/jobs/${encodeURIComponent(link.dataset.jobId)}`);
     const href = safeUrl(job.downloadUrl);
     if (!href) {
-      showToast({ type: 'error', message: 'This file is no longer available. Please download the report again.', alert: true });
+      showToast({ type: 'error', message: t('app.fileGone', 'This file is no longer available. Please download the report again.'), alert: true });
       return;
     }
     link.href = href;

@@ -85,10 +85,25 @@ def localize(frame: str, lang: str) -> str:
 LABEL = re.compile(r'(<(\w+)\b[^>]*\sdata-i18n="([^"]+)"[^>]*>)([^<]*)(</\2>)')
 
 
+# The page's data block for the labels its script writes while it runs: JSON, which the browser never runs
+# as code, so `script-src 'self'` stands.
+LABELS_BLOCK = '<script type="application/json" id="labels">{}</script>'
+
+
+def labels_json(lang: str) -> str:
+    """Every entry in `lang` (English where it has none), as JSON safe inside a `<script>` element: no `<`,
+    `>` or `&` in it can end the element early."""
+    entries = {key: text(key, lang) for key in CATALOGUE[ENGLISH]}
+    data = json.dumps(entries, ensure_ascii=False, sort_keys=True)
+    return data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def page_in(html_text: str, lang: str) -> str:
-    """The page with its labels in `lang`: its labels come from the same catalogue as the events' messages."""
+    """The page with its labels in `lang`: its labels come from the same catalogue as the events' messages,
+    both those in its HTML and those its script writes while it runs (from the data block)."""
 
     def label(match: re.Match[str]) -> str:
         return match[1] + html.escape(text(match[3], lang), quote=False) + match[5]
 
-    return LABEL.sub(label, html_text).replace('<html lang="en">', f'<html lang="{lang}">', 1)
+    page = LABEL.sub(label, html_text).replace('<html lang="en">', f'<html lang="{lang}">', 1)
+    return page.replace(LABELS_BLOCK, LABELS_BLOCK.replace("{}", labels_json(lang)), 1)
