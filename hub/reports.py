@@ -18,6 +18,7 @@ from arq.connections import ArqRedis
 
 from hub import events, keys, scripts
 from hub.config import Settings
+from hub.durability import durable
 from hub.events import EventLog
 from hub.job import Job, Secret, Status, file_name
 from hub.notifier import Notifier
@@ -45,8 +46,10 @@ class Jobs:
         self._notifier = notifier  # told of every job that ends, wherever it ends (worker or sweeper)
         self._zone = settings.report_zone
         self._events = event_log
-        self._submit = redis.register_script(scripts.SUBMIT)
+        # A submit and a job's end wait for REDIS_WAIT_REPLICAS replicas (hub.durability); progress does not.
+        self._submit = durable(redis.register_script(scripts.SUBMIT), settings)
         self._transition = redis.register_script(scripts.TRANSITION)
+        self._ending = durable(self._transition, settings)
         self._duplicate = redis.register_script(scripts.DUPLICATE)
         self._workers = redis.register_script(scripts.WORKERS)
         self._now = redis.register_script(scripts.NOW)
@@ -117,7 +120,8 @@ class Jobs:
         change ends the job); False when it had already ended, or is gone and the change would not end it.
         `alive_ms` marks the job as being made for that much longer."""
         user_id = job.requested_by
-        applied = await self._transition(
+        script = self._ending if status is not None and status.ended else self._transition
+        applied = await script(
             keys=[
                 keys.job(job.job_id),
                 keys.guard(user_id, job.batch_id),

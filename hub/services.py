@@ -25,6 +25,7 @@ from hub.config import (
     require_writable,
 )
 from hub.connections import prompt_client
+from hub.durability import warn_if_evicting
 from hub.events import EventLog
 from hub.identity import Tickets, TokenVerifier
 from hub.limits import Connections, Limits
@@ -91,7 +92,7 @@ class Hub(Core):
 
 
 async def connect(settings: Settings) -> ArqRedis:
-    redis = prompt_client(settings.redis_url or "")
+    redis = prompt_client(settings)
     try:
         await redis.ping()
     except (RedisError, OSError) as exc:
@@ -102,6 +103,7 @@ async def connect(settings: Settings) -> ArqRedis:
 
 async def open_core(settings: Settings, redis: ArqRedis) -> Core:
     """The shared services, with the source and the storage each checked once."""
+    await warn_if_evicting(redis)
     source = open_source(settings.source_url, settings.source_timeout)
     try:
         await source.check()
@@ -128,7 +130,7 @@ async def open_hub(settings: Settings) -> Hub:
     await verifier.start()
     return Hub(
         **core.parts(),
-        bus=Bus(prompt_client(settings.redis_url or "", listening=True)),
+        bus=Bus(prompt_client(settings, listening=True)),
         tickets=Tickets(redis),
         verifier=verifier,
         telemetry=TelemetrySink(settings),

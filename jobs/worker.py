@@ -19,7 +19,7 @@ from arq.worker import Worker
 from redis.exceptions import ConnectionError, TimeoutError, WatchError
 
 from hub.config import ConfigError, Settings, load, require_link_secret, require_redis
-from hub.connections import redis_settings
+from hub.connections import patient_client
 from hub.reports import JOB_FUNCTION
 from hub.services import open_core
 from jobs.parts import PartWriters
@@ -134,7 +134,8 @@ def worker_options(settings: Settings) -> dict[str, Any]:
             ),
         ],
         "cron_jobs": [retention_cron()],
-        "redis_settings": redis_settings(require_redis(settings)),
+        # Built here, not by arq: arq's own Sentinel path drops the retry settings.
+        "redis_pool": patient_client(settings.with_(redis_url=require_redis(settings))),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "ctx": {"settings": settings},

@@ -1,0 +1,70 @@
+"""What keeps an acknowledged click or a job's end through a failover, and what warns when Redis may drop it.
+
+Replication is asynchronous: a primary that dies right after a write may take it along, and the replica
+promoted in its place never heard of the job the mentor was told about. With `REDIS_WAIT_REPLICAS` set, a
+submit and a job's ending are followed by `WAIT` for that many replicas, at most `REDIS_WAIT_TIMEOUT` ms.
+`WAIT` counts the writes of the connection it is sent on, so it travels in one pipeline with the script
+whose writes it guards (a `WAIT` on another pooled connection would return at once, guarding nothing).
+A wait that times out is logged and the call carries on: the write is made, only less sure to survive.
+
+Every hub key has a TTL, so an evicting `maxmemory-policy` (`volatile-lru`, Azure's default) could drop
+guards and job records under memory pressure; the hub and the worker say so at start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
+
+from hub.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Durable:
+    """A script whose writes are held by `replicas` replicas (or waited for, at most `timeout_ms`) before
+    its answer is returned. Called like the script: `await durable_script(keys=[...], args=[...])`."""
+
+    def __init__(self, script: AsyncScript, replicas: int, timeout_ms: int) -> None:
+        self._script = script
+        self._replicas = replicas
+        self._timeout_ms = timeout_ms
+
+    async def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        if not self._replicas:
+            return await self._script(keys=keys, args=args)
+        async with self._script.registered_client.pipeline(transaction=False) as pipe:
+            await self._script(keys=keys, args=args, client=pipe)
+            pipe.wait(self._replicas, self._timeout_ms)
+            answer, acknowledged = await pipe.execute()
+        if acknowledged < self._replicas:
+            log.warning("only %d of REDIS_WAIT_REPLICAS=%d replicas acknowledged a write within %d ms; "
+                        "a failover now could lose it", acknowledged, self._replicas, self._timeout_ms)  # fmt: skip
+        return answer
+
+
+def durable(script: AsyncScript, settings: Settings) -> Durable:
+    """`script`, waiting for the replicas REDIS_WAIT_REPLICAS names after each call."""
+    return Durable(script, settings.redis_wait_replicas, settings.redis_wait_timeout_ms)
+
+
+async def warn_if_evicting(redis: Any) -> None:
+    """Logs a warning unless Redis keeps every key until it expires (`maxmemory-policy noeviction`)."""
+    try:
+        found = await redis.config_get("maxmemory-policy")
+    except ResponseError as exc:  # managed caches disable or rename CONFIG
+        log.warning("maxmemory-policy cannot be read (CONFIG is not allowed here: %s); make sure it is "
+                    "noeviction, or Redis may drop job records and guards under memory pressure", exc)  # fmt: skip
+        return
+    policy = {_text(name): _text(value) for name, value in found.items()}.get("maxmemory-policy", "")
+    if policy != "noeviction":
+        log.warning("maxmemory-policy is %r: under memory pressure Redis may drop job records and guards; "
+                    "set maxmemory-policy noeviction", policy)  # fmt: skip
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
