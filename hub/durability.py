@@ -5,7 +5,8 @@ promoted in its place never heard of the job the mentor was told about. With `RE
 submit and a job's ending are followed by `WAIT` for that many replicas, at most `REDIS_WAIT_TIMEOUT` ms.
 `WAIT` counts the writes of the connection it is sent on, so it travels in one pipeline with the script
 whose writes it guards (a `WAIT` on another pooled connection would return at once, guarding nothing).
-A wait that times out is logged and the call carries on: the write is made, only less sure to survive.
+A wait that times out raises `NotDurable`, a connection error: the hub answers 503 (try again) rather than
+acknowledge what a failover may take back, as Redis's own `min-replicas-to-write` would.
 
 Every hub key has a TTL, so an evicting `maxmemory-policy` (`volatile-lru`, Azure's default) could drop
 guards and job records under memory pressure; the hub and the worker say so at start.
@@ -18,16 +19,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError, ResponseError
 
 from hub.config import Settings
 
 log = logging.getLogger(__name__)
 
 
+class NotDurable(ConnectionError):
+    """Fewer replicas than REDIS_WAIT_REPLICAS acknowledged a write in time: it may not survive a failover."""
+
+
 class Durable:
-    """A script whose writes are held by `replicas` replicas (or waited for, at most `timeout_ms`) before
-    its answer is returned. Called like the script: `await durable_script(keys=[...], args=[...])`."""
+    """A script whose answer is returned once `replicas` replicas hold its writes (`NotDurable` if they do not
+    within `timeout_ms`). Called like the script: `await durable_script(keys=[...], args=[...])`."""
 
     def __init__(self, script: AsyncScript, replicas: int, timeout_ms: int) -> None:
         self._script = script
@@ -42,8 +47,8 @@ class Durable:
             pipe.wait(self._replicas, self._timeout_ms)
             answer, acknowledged = await pipe.execute()
         if acknowledged < self._replicas:
-            log.warning("only %d of REDIS_WAIT_REPLICAS=%d replicas acknowledged a write within %d ms; "
-                        "a failover now could lose it", acknowledged, self._replicas, self._timeout_ms)  # fmt: skip
+            raise NotDurable(f"{acknowledged} of REDIS_WAIT_REPLICAS={self._replicas} replicas acknowledged a "
+                             f"write within REDIS_WAIT_TIMEOUT={self._timeout_ms} ms")  # fmt: skip
         return answer
 
 

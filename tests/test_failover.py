@@ -86,8 +86,9 @@ class Fleet:
 
 
 @contextlib.asynccontextmanager
-async def fleet(env: dict[str, str], redis_url: str, folder: Path) -> AsyncIterator[Fleet]:
-    common = {**env, "REDIS_URL": redis_url, "QUEUE_WAIT": "8", "SWEEP_INTERVAL": "0.5", "RATE_LIMIT": "100000",
+async def fleet(env: dict[str, str], redis_url: str, folder: Path, replicas: int) -> AsyncIterator[Fleet]:
+    common = {**env, "REDIS_URL": redis_url, "REDIS_WAIT_REPLICAS": str(replicas), "QUEUE_WAIT": "8",
+              "SWEEP_INTERVAL": "0.5", "RATE_LIMIT": "100000",
               "READ_RATE_LIMIT": "100000", "LOG_FORMAT": "text", "REPORT_TIMEOUT": "60"}  # fmt: skip
     hubs, processes, logs = [], [], []
     try:
@@ -192,7 +193,9 @@ async def test_clicks_across_a_failover_each_end_exactly_once(
         await topology.proxied()
     url = topology.sentinel_url if through == "sentinel" else topology.endpoint_url
     redis = patient_client(load({"REDIS_URL": topology.sentinel_url}))
-    async with fleet(env, url, tmp_path) as running, aiohttp.ClientSession() as session:
+    # A planned failover keeps a replica (the old primary), so clicks wait for it: none acknowledged is lost.
+    replicas = 1 if how == "planned" else 0
+    async with fleet(env, url, tmp_path, replicas) as running, aiohttp.ClientSession() as session:
         jobs = {await running.click(session, 0, MENTORS[0], BIG): MENTORS[0]}
         clicking = asyncio.create_task(burst(running, session, pairs))
         await break_primary(topology, how)
