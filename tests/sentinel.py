@@ -93,19 +93,13 @@ class Topology:
             await sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
         return await self.promoted(other_than=old)
 
-    async def synced(self, within: float = 30) -> None:
-        """Waits until a replica is connected and in sync with the primary."""
-        async with asyncio.timeout(within):
-            while True:
-                with contextlib.suppress(RedisError, RuntimeError):
-                    async with Redis(port=await self.primary(), socket_timeout=1) as node:
-                        info = await node.info("replication")
-                    if info.get("connected_slaves", 0) and info["slave0"]["state"] == "online":
-                        return
-                await asyncio.sleep(0.1)
+    async def synced(self) -> None:
+        """Waits until a replica is connected and in sync with the primary the sentinels name."""
+        await _in_sync(await self.primary())
 
     def start_proxy(self) -> None:
-        """haproxy sends new connections to whichever node says `role:master`, checked every 200 ms."""
+        """haproxy sends new connections to whichever node says `role:master`, checked every 200 ms, and cuts
+        the sessions of a node that stops being primary."""
         self.proxy_port = free_port()
         servers = "\n".join(
             f"  server node{i} 127.0.0.1:{port} check inter 200 fall 1 rise 1 on-marked-down shutdown-sessions"
@@ -141,6 +135,17 @@ class Topology:
                 process.wait()
 
 
+async def _in_sync(primary: int, within: float = 30) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            with contextlib.suppress(RedisError):
+                async with Redis(port=primary, socket_timeout=1) as node:
+                    info = await node.info("replication")
+                if info.get("connected_slaves", 0) and info["slave0"]["state"] == "online":
+                    return
+            await asyncio.sleep(0.1)
+
+
 async def _role(port: int | None) -> str | None:
     try:
         async with Redis(port=port or 0, socket_timeout=1) as node:
@@ -149,15 +154,15 @@ async def _role(port: int | None) -> str | None:
         return None
 
 
-async def replicated(folder: Path) -> Topology:
-    """A primary, its replica (in sync) and three sentinels watching them, in `folder` (which exists)."""
+async def replicated(folder: Path, sentinels: int = 3) -> Topology:
+    """A primary, its replica (in sync) and `sentinels` sentinels watching them, in `folder` (which exists)."""
     topology = Topology(folder)
     primary, replica = free_port(), free_port()
     topology.node_ports = [primary, replica]
     topology.start_node(primary)
     topology.start_node(replica, replica_of=primary)
-    topology.sentinel_ports = [free_port() for _ in range(3)]
+    topology.sentinel_ports = [free_port() for _ in range(sentinels)]
     for port in topology.sentinel_ports:
         topology.start_sentinel(port, primary)
-    await topology.synced()
+    await _in_sync(primary)
     return topology

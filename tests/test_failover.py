@@ -1,9 +1,10 @@
 """Redis failing over under real `hub serve` and `hub worker` processes: a primary, a replica and three
 sentinels on loopback (tests/sentinel.py), reached through `redis+sentinel://` or through haproxy as one
-endpoint (a managed cache). The primary is SIGKILLed mid-report and mid-burst of clicks, failed over on
-purpose (`SENTINEL FAILOVER`: the demoted node answers READONLY), and failed back. What must hold: no 500;
-the same processes carry on; every accepted click ends with exactly one terminal event in its user's log;
-every completed link downloads; event ids keep increasing.
+endpoint (a managed cache). With a big report under way and a burst of clicks across many (user, batch)
+pairs in flight, the primary is SIGKILLed, failed over on purpose (`SENTINEL FAILOVER`: the demoted node
+answers READONLY), or killed and then failed back. What must hold: no 500; the same processes carry on;
+every accepted click ends with exactly one terminal event in its user's log and its job's timeline; every
+completed link downloads; at most one unfinished job per (user, batch); event ids keep increasing.
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
+from redis.exceptions import ReadOnlyError
 
 from hub import keys
+from hub.app import create_app
 from hub.config import load
 from hub.connections import patient_client
 from hub.embedded import free_port
 from hub.identity import mint_token
+from hub.job import Job
 from hub.source.seed import seed
 from tests.helpers import SECRET, start_hub_process, stop_process, wait_until_ready
 from tests.sentinel import Topology, replicated
@@ -145,6 +150,31 @@ async def endings(redis: Redis, jobs: dict[str, str], within: float = 60) -> dic
     raise AssertionError(f"jobs with no terminal event (their records): {unended}")
 
 
+async def unfinished_per_pair(redis: Redis, users: set[str]) -> dict[tuple[str, str], int]:
+    """How many jobs of each (user, batch) have not ended, from the job records."""
+    counts: dict[tuple[str, str], int] = {}
+    for user in users:
+        for job_id in await redis.zrange(keys.user_jobs(user), 0, -1):
+            job = Job.decode(await redis.hgetall(keys.job(job_id.decode())))
+            if job is not None and not job.status.ended:
+                counts[(user, job.batch_id)] = counts.get((user, job.batch_id), 0) + 1
+    return counts
+
+
+async def timeline_endings(redis: Redis, job_id: str) -> int:
+    frames = [orjson.loads(frame) for frame in await redis.lrange(keys.job_events(job_id), 0, -1)]
+    return sum(frame["type"] in TERMINAL for frame in frames)
+
+
+async def under_way(redis: Redis, user: str, job_id: str, within: float = 30) -> None:
+    """Waits until the job's first progress event: the report is being written."""
+    async with asyncio.timeout(within):
+        while True:
+            if any(e["type"] == "report.progress" and e["jobId"] == job_id for e in await user_log(redis, user)):
+                return
+            await asyncio.sleep(0.05)
+
+
 def ids_increase(events: list[dict[str, Any]]) -> bool:
     ids = [tuple(int(part) for part in event["id"].split("-")) for event in events]
     return all(a < b for a, b in itertools.pairwise(ids))
@@ -179,6 +209,7 @@ async def check_outcome(fleet: Fleet, redis: Redis, session: aiohttp.ClientSessi
         if events[0]["type"] == "report.completed":
             async with session.get(events[0]["downloadUrl"]) as download:
                 assert download.status == 200, events[0]
+    assert {job_id: n for job_id in jobs if (n := await timeline_endings(redis, job_id)) != 1} == {}
     for user in set(jobs.values()):
         assert ids_increase(await user_log(redis, user))
 
@@ -196,13 +227,42 @@ async def test_clicks_across_a_failover_each_end_exactly_once(
     # A planned failover keeps a replica (the old primary), so clicks wait for it: none acknowledged is lost.
     replicas = 1 if how == "planned" else 0
     async with fleet(env, url, tmp_path, replicas) as running, aiohttp.ClientSession() as session:
-        jobs = {await running.click(session, 0, MENTORS[0], BIG): MENTORS[0]}
+        big = await running.click(session, 0, MENTORS[0], BIG)
+        await under_way(redis, MENTORS[0], big)
         clicking = asyncio.create_task(burst(running, session, pairs))
         await break_primary(topology, how)
-        jobs |= await clicking
+        jobs = {big: MENTORS[0], **await clicking}
+        assert max((await unfinished_per_pair(redis, set(MENTORS))).values(), default=0) <= 1
         jobs |= await burst(running, session, pairs)
+        assert max((await unfinished_per_pair(redis, set(MENTORS))).values(), default=0) <= 1
         await check_outcome(running, redis, session, jobs)
     await redis.aclose()
+
+
+async def test_a_node_that_answers_readonly_makes_a_click_503_not_500(
+    env: dict[str, str], batch: dict[str, Any], tmp_path: Path, token: Any
+) -> None:
+    """A hub whose connection reaches a demoted primary (a replica) meets READONLY on every write: it tries
+    again, with a reconnect, within its budget, then says 503, try again."""
+    nodes = await replicated(tmp_path, sentinels=0)
+    replica = nodes.node_ports[1]
+    server = TestServer(create_app(load({**env, "REDIS_URL": f"redis://127.0.0.1:{replica}/0"})), host="127.0.0.1",
+                        port=free_port())  # fmt: skip
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session, session.post(
+            str(server.make_url(SUBMIT)), json={"batchId": "batch-0001"},
+            headers={"Authorization": f"Bearer {token()}"},
+        ) as response:  # fmt: skip
+            status, retry_after, body = response.status, response.headers.get("Retry-After"), await response.json()
+        async with Redis(port=replica) as plain:
+            with pytest.raises(ReadOnlyError):
+                await plain.set("anything", 1)
+    finally:
+        await server.close()
+        nodes.stop()
+    assert (status, body["params"]["err"]) == (503, "SERVICE_UNAVAILABLE")
+    assert retry_after is not None
 
 
 @pytest.mark.parametrize(
