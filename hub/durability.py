@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError, ResponseError
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
 from hub.config import Settings
 
@@ -42,14 +42,24 @@ class Durable:
     async def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         if not self._replicas:
             return await self._script(keys=keys, args=args)
-        async with self._script.registered_client.pipeline(transaction=False) as pipe:
-            await self._script(keys=keys, args=args, client=pipe)
-            pipe.wait(self._replicas, self._timeout_ms)
-            answer, acknowledged = await pipe.execute()
+        try:
+            answer, acknowledged = await self._run_and_wait(keys, args)
+        except NoScriptError:
+            # A pipeline sent again after a failover reaches a primary that has not seen the script; it did
+            # not run there, so it may be sent once more.
+            await self._script.registered_client.script_load(self._script.script)
+            answer, acknowledged = await self._run_and_wait(keys, args)
         if acknowledged < self._replicas:
             raise NotDurable(f"{acknowledged} of REDIS_WAIT_REPLICAS={self._replicas} replicas acknowledged a "
                              f"write within REDIS_WAIT_TIMEOUT={self._timeout_ms} ms")  # fmt: skip
         return answer
+
+    async def _run_and_wait(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, int]:
+        async with self._script.registered_client.pipeline(transaction=False) as pipe:
+            await self._script(keys=keys, args=args, client=pipe)
+            pipe.wait(self._replicas, self._timeout_ms)
+            answer, acknowledged = await pipe.execute()
+        return answer, int(acknowledged)
 
 
 def durable(script: AsyncScript, settings: Settings) -> Durable:

@@ -86,7 +86,7 @@ class Fleet:
                     body = await response.json()
                 if response.status in (202, 409):
                     return str(body["result"]["jobId"])
-                assert response.status == 503, body
+                assert response.status == 503, (body, self.logs[n % len(self.hubs)].read_text()[-6000:])
                 await asyncio.sleep(float(response.headers.get("Retry-After", "1")) / 5)
 
 
