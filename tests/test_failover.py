@@ -133,7 +133,7 @@ async def user_log(redis: Redis, user: str) -> list[dict[str, Any]]:
     return [{"id": entry_id.decode(), **orjson.loads(fields[b"e"])} for entry_id, fields in entries]
 
 
-async def endings(redis: Redis, jobs: dict[str, str], within: float = 60) -> dict[str, list[dict[str, Any]]]:
+async def endings(redis: Redis, jobs: dict[str, str], within: float = 90) -> dict[str, list[dict[str, Any]]]:
     """Waits until every job has ended; each job's terminal events, from its user's log."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(within):
