@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hub import sweeper
 from hub.config import Settings
+from hub.metrics import exposition
+from hub.metrics.http import measured
 from hub.middlewares import (
     MAX_BODY_BYTES,
     cross_origin,
@@ -20,21 +21,26 @@ from hub.middlewares import (
 )
 from hub.request import HUB
 from hub.routes import setup_routes
+from hub.routes.health import scrape
 from hub.services import open_hub
+from hub.sweeper import Sweeper
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        client_max_size=MAX_BODY_BYTES, middlewares=[log_context, in_flight, cross_origin(settings), envelope_errors]
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[log_context, measured, in_flight, cross_origin(settings), envelope_errors],
     )
     app.on_response_prepare.append(security_headers(settings))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         hub = await open_hub(settings)
         app[HUB] = hub
+        port = settings.metrics_port
+        metrics = await exposition.serve(settings.host, port, lambda: scrape(hub)) if port else None
         await hub.bus.start()
         await hub.telemetry.start()
-        sweeping = asyncio.create_task(sweeper.run(hub.jobs, hub.redis, settings), name="hub-sweeper")
+        sweeping = asyncio.create_task(Sweeper(hub.jobs, hub.redis, settings, hub.source).run(), name="hub-sweeper")
         yield
         sweeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -43,6 +49,8 @@ def create_app(settings: Settings) -> web.Application:
         await hub.bus.stop()
         await hub.close()
         await hub.redis.aclose()
+        if metrics is not None:
+            await metrics.cleanup()
 
     app.cleanup_ctx.append(lifecycle)
     setup_routes(app)

@@ -20,7 +20,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError, RedisError
 
-from hub import keys
+from hub import keys, metrics
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 256
@@ -45,6 +45,7 @@ class Subscriber:
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
+            metrics.SUBSCRIBERS_BEHIND.inc()
             self.fall_behind()
 
     def fall_behind(self) -> None:

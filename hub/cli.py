@@ -71,6 +71,7 @@ async def _serve(settings: Settings, drain_on_signals: bool = False) -> None:
     if drain_on_signals:
         for signum in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, app[HUB].verifier.reload)
     try:
         try:
             await web.TCPSite(runner, settings.host, settings.port).start()
@@ -177,7 +178,8 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
         print(f"Development token for mentor {DEMO_MENTOR} (24 h):\n{token}\n", flush=True)
 
         async def both() -> None:
-            await asyncio.gather(_serve(settings), _work(settings))
+            # One process, one set of metrics: the server's port (or `/metrics`) has the worker's too.
+            await asyncio.gather(_serve(settings), _work(settings.with_(metrics_port=None)))
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(both())

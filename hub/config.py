@@ -19,6 +19,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 
 from hub import sentinel
+from hub.keyfolder import KeyFolderError, read_key_folder
 from hub.logs import FORMATS
 from hub.redact import redact
 
@@ -37,6 +38,7 @@ class ConfigError(Exception):
 
 # What start-up says when a service a setting names does not answer (the detail follows).
 REDIS_UNREACHABLE = "REDIS_URL cannot be reached: {}"
+REDIS_TOO_OLD = "REDIS_URL names Redis {}; the hub needs Redis 7.0 or newer (or Valkey)"
 SOURCE_UNREADABLE = "SOURCE_URL cannot be read: {}"
 STORAGE_UNUSABLE = "STORAGE_URL cannot be used: {}"
 # Sunbird's on-demand reports are open to these roles; REPORT_ROLES replaces the list.
@@ -46,6 +48,7 @@ REPORT_ROLES = frozenset({"ORG_ADMIN", "REPORT_ADMIN", "COURSE_ADMIN"})
 RECORD_GRACE_SECONDS = 3600
 # REDIS_WAIT_TIMEOUT's bound: below the hub's read timeout (hub.connections), so a WAIT never looks like a dead link.
 MAX_WAIT_MS = 4000
+AUDIT_RETENTION_DEFAULT = 365 * 24 * 3600  # a year: audits look back further than reports are kept
 # REPORT_ZIP_ENCRYPTION's values and libarchive's names for them.
 ZIP_CIPHERS = {"zipcrypto": "zipcrypt", "aes256": "aes256"}
 
@@ -108,6 +111,15 @@ class Settings:
     # Replicas that must hold a submit and a job's end before they count as done, and how long (ms) to wait.
     redis_wait_replicas: int = 0
     redis_wait_timeout_ms: int = 500
+    # Seconds between the frames a quiet socket or stream still gets, which a client can see (its liveness).
+    heartbeat_seconds: float = 20.0
+    metrics_port: int | None = None  # Prometheus metrics on a port of their own; None: on the public `/metrics`
+    # Seconds the record of what support staff did is kept.
+    audit_retention: int = AUDIT_RETENTION_DEFAULT
+    # Sunbird's folder of PEM public keys, each file named by its `kid` (hub.keyfolder).
+    jwt_keys_dir: str | None = None
+    # The portal's base URL: feed notifications open the batch's dashboard there.
+    portal_url: str | None = None
 
     @property
     def records_kept_seconds(self) -> int:
@@ -271,6 +283,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         allowed_origins=origins,
         event_retention=_int(env, "EVENT_RETENTION", 1000),
         report_retention=_int(env, "REPORT_RETENTION", 7 * 24 * 3600),
+        audit_retention=_int(env, "AUDIT_RETENTION", AUDIT_RETENTION_DEFAULT),
         report_timeout=_int(env, "REPORT_TIMEOUT", 300),
         max_tries=_int(env, "REPORT_MAX_TRIES", 3),
         rate_limit=_int(env, "RATE_LIMIT", 120),
@@ -291,17 +304,29 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         queue_wait_seconds=_int(env, "QUEUE_WAIT", 120),
         sweep_interval_seconds=_seconds(env, "SWEEP_INTERVAL", 5.0),
         drain_grace_seconds=_seconds(env, "DRAIN_GRACE", 10.0),
+        heartbeat_seconds=_seconds(env, "HEARTBEAT_INTERVAL", 20.0),
         log_format=_choice(env, "LOG_FORMAT", FORMATS),
         # Mentors are in India: the day a report is named by and shows is India's unless told otherwise.
         report_zone=_zone(env, "REPORT_TIMEZONE", "Asia/Kolkata"),
         storage_env={name: value for name, value in env.items() if name.startswith(CLOUD_PREFIXES)},
+        metrics_port=_metrics_port(env, port),
         **_sunbird(env),
         **_redis(env),
     )
 
 
+def _metrics_port(env: Mapping[str, str], port: int) -> int | None:
+    metrics_port = _parsed(env, "METRICS_PORT", int, "a whole number")
+    if metrics_port is not None and not 1 <= metrics_port <= 65535:
+        raise ConfigError(f"METRICS_PORT must be from 1 to 65535, got {metrics_port}")
+    if metrics_port is not None and metrics_port == port:
+        raise ConfigError(f"METRICS_PORT must differ from PORT ({port}): metrics are never on the public port")
+    return metrics_port
+
+
 def _sunbird(env: Mapping[str, str]) -> dict[str, object]:
-    """The settings of the Sunbird clients' side: the data-exhaust API, its ZIPs, the notification feed."""
+    """The settings of the Sunbird side: the data-exhaust API, its ZIPs, the notification feed, the portal,
+    the token key folder."""
     roles = frozenset(role.strip() for role in env.get("REPORT_ROLES", "").split(",") if role.strip())
     cipher = env.get("REPORT_ZIP_ENCRYPTION", "").strip().lower() or "zipcrypto"
     if cipher not in ZIP_CIPHERS:
@@ -309,7 +334,18 @@ def _sunbird(env: Mapping[str, str]) -> dict[str, object]:
     notification_url = env.get("SUNBIRD_NOTIFICATION_URL", "").strip() or None
     if notification_url:
         _url(env, "SUNBIRD_NOTIFICATION_URL", notification_url, ("http", "https"))
+    portal_url = env.get("PORTAL_URL", "").strip() or None
+    if portal_url:
+        _url(env, "PORTAL_URL", portal_url, ("http", "https"))
+    keys_dir = env.get("JWT_KEYS_DIR", "").strip() or None
+    if keys_dir:
+        try:
+            read_key_folder(keys_dir)
+        except KeyFolderError as exc:
+            raise ConfigError(f"JWT_KEYS_DIR {exc}") from None
     return {
+        "jwt_keys_dir": keys_dir,
+        "portal_url": portal_url.rstrip("/") if portal_url else None,
         "report_roles": roles or REPORT_ROLES,
         "zip_encryption": ZIP_CIPHERS[cipher],
         "notification_url": notification_url.rstrip("/") if notification_url else None,
@@ -347,13 +383,15 @@ def require_redis(settings: Settings) -> str:
 def signs_with_public_keys(settings: Settings) -> bool:
     """With a Keycloak key configured, only its signatures count: an HS256 secret beside it would let
     whoever holds that secret mint any user's token."""
-    return bool(settings.jwt_public_key or settings.jwt_jwks or settings.jwt_jwks_url)
+    return bool(settings.jwt_public_key or settings.jwt_jwks or settings.jwt_jwks_url or settings.jwt_keys_dir)
 
 
 def require_verifier(settings: Settings) -> None:
     """The server must be able to check tokens, with a key nobody else knows, and sign links."""
     if not (settings.jwt_secret or signs_with_public_keys(settings)):
-        raise ConfigError("JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS or JWT_JWKS_URL must be set to verify tokens")
+        raise ConfigError(
+            "JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS, JWT_JWKS_URL or JWT_KEYS_DIR must be set to verify tokens"
+        )
     if settings.jwt_secret == DEV_JWT_SECRET:
         raise ConfigError("JWT_SECRET is the development secret that `hub dev` uses; set a secret of your own")
     if settings.jwt_secret and len(settings.jwt_secret) < MIN_SECRET_LENGTH:

@@ -93,6 +93,11 @@ def throwaway_cluster() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def stop_cluster(data_directory: str) -> None:
+    """`pg_ctl stop -m fast`: the server goes away, every connection is cut and new ones are refused."""
+    _run([*_as_owner(), str(_bindir() / "pg_ctl"), "-D", data_directory, "-m", "fast", "-w", "stop"])
+
+
 def restart_cluster(data_directory: str) -> None:
     """`pg_ctl restart -m fast`, as an operator would: every connection is cut, and for a moment the
     server refuses new ones ("the database system is shutting down", then "starting up")."""

@@ -57,11 +57,15 @@ FORMAT_NOT_SUPPORTED = Problem(400, "CLIENT_ERROR", "output_format '{value}' is 
 FILTERS_EMPTY = Problem(400, "CLIENT_ERROR", "Filters are empty")
 UNSUPPORTED_FILTERS = Problem(400, "CLIENT_ERROR", "Unsupported filters; supported: {supported}")
 INVALID_FILTER = Problem(400, "CLIENT_ERROR", "filters.{name} must be {kind}")
+INVALID_SEARCH = Problem(400, "INVALID_REQUEST", "{detail}")
 INVALID_LIMIT = Problem(400, "CLIENT_ERROR", "limit must be a whole number from 1 to {limit}")
 # Who is calling
 NO_BEARER = Problem(401, "UNAUTHORIZED", "Send 'Authorization: Bearer <token>' with this request.")
 UNTRUSTED_TOKEN = Problem(401, "UNAUTHORIZED", "The access token is missing, malformed or not trusted.")
 TOKEN_EXPIRED = Problem(401, "TOKEN_EXPIRED", "Your session has expired. Please sign in again.")
+USER_MISMATCH = Problem(401, "UNAUTHORIZED", "X-Authenticated-Userid is not the user of the access token.")
+ROLES_MALFORMED = Problem(401, "UNAUTHORIZED", "The access token's roles must be a list of role names or "
+                                               "{{role, scope}} objects.")  # fmt: skip
 INVALID_TICKET = Problem(401, "INVALID_TICKET", "The ticket is unknown, used or expired; ask for a new one.")
 ORIGIN_NOT_ALLOWED = Problem(403, "ORIGIN_NOT_ALLOWED", "WebSocket connections from {origin} are not allowed.")
 # What they may do
@@ -78,7 +82,8 @@ TOO_MANY_CONNECTIONS = Problem(
 BATCH_NOT_FOUND = Problem(404, "BATCH_NOT_FOUND", "There is no batch with id '{batch_id}'.")
 JOB_NOT_FOUND = Problem(404, "JOB_NOT_FOUND", "There is no report job with this id.")
 FILE_NOT_FOUND = Problem(404, "FILE_NOT_FOUND", "This report file does not exist (any more).")
-REQUEST_NOT_FOUND = Problem(404, "RESOURCE_NOT_FOUND", "no job available with the given request_id and tag")
+# The analytics service answers an unknown request with HTTP 200, `responseCode` OK and `params.status` failed.
+REQUEST_NOT_FOUND = Problem(200, "OK", "no job available with the given request_id and tag")
 REPORT_EXPIRED = Problem(404, "REPORT_EXPIRED", "This report has been deleted, as every report is after a while; "
                          "please request it again.")  # fmt: skip
 NOTHING_TO_REPLAY = Problem(404, "NOTHING_TO_REPLAY", "This job has no notification to replay yet.")
@@ -89,5 +94,10 @@ REDIS_AWAY = Problem(503, "SERVICE_UNAVAILABLE", "The hub cannot reach its data 
                      "moment.", 5)  # fmt: skip
 SHUTTING_DOWN = Problem(503, "SHUTTING_DOWN", "This hub instance is shutting down; connect again.", 1)
 TELEMETRY_FULL = Problem(503, "TELEMETRY_FULL", "Telemetry cannot be kept right now; please send it again later.")
+SOURCE_AWAY = Problem(503, "SERVICE_UNAVAILABLE", "The course data cannot be reached just now; please try again in a "
+                      "moment.", 5)  # fmt: skip
+SOURCE_ERROR = Problem(500, "SOURCE_ERROR", "The course data cannot be read; the hub's operators have been told.")
+REQUEST_BUSY = Problem(503, "SERVICE_UNAVAILABLE", "This request is being submitted by another call; please try again "
+                       "in a moment.", 1)  # fmt: skip
 IDENTITY_UNAVAILABLE = Problem(503, "SERVICE_UNAVAILABLE", "Sign-in cannot be checked right now; please try again.")
 SERVER_ERROR = Problem(500, "SERVER_ERROR", "Something went wrong on our side; please try again.")

@@ -13,15 +13,19 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from hub import errors, keys, scripts
+from hub import keys, metrics, scripts
 from hub.envelope import now_iso
+from hub.i18n import text
+from hub.job import job_ref
 
-MESSAGES = {
-    "report.submitted": "Your download has started. You can continue using the app.",
-    "report.completed": "Your download is ready.",
-    "report.failed": "Download has failed. Please try again after sometime",
-    "report.duplicate": errors.DOWNLOAD_IN_PROGRESS.message,
+# The `messageKey` of each event a person reads (hub.i18n has its texts), and its English `message`.
+MESSAGE_KEYS = {
+    "report.submitted": "hub.report.submitted",
+    "report.completed": "hub.report.ready",
+    "report.failed": "messages.imsg.m0045",
+    "report.duplicate": "messages.imsg.m0040",
 }
+MESSAGES = {event_type: text(key) for event_type, key in MESSAGE_KEYS.items()}
 
 
 def parse_id(event_id: str) -> tuple[int, int]:
@@ -37,8 +41,10 @@ def frame_id(frame: str) -> str:
 def draft(event_type: str, job_id: str, batch_id: str, **extra: Any) -> bytes:
     """An event without its id; the id is the stream id Redis gives it when it is stored."""
     event: dict[str, Any] = {"type": event_type, "ts": now_iso(), "jobId": job_id, "batchId": batch_id}
+    event["ref"] = job_ref(job_id)  # what the mentor reads out to support
     if event_type in MESSAGES:
         event["message"] = MESSAGES[event_type]
+        event["messageKey"] = MESSAGE_KEYS[event_type]
     event.update(extra)
     return orjson.dumps(event)
 
@@ -60,6 +66,8 @@ class EventLog:
     def emit_args(self, user_id: str, event: bytes) -> list[Any]:
         """The ARGV tail `emit` takes (channel, retention, keep_seconds, event), for scripts that change a
         job's state and store its event in the same step."""
+        if event:
+            metrics.EVENTS_EMITTED.labels(orjson.loads(event)["type"]).inc()
         return [keys.user_channel(user_id), self._retention, self.keep_seconds, event]
 
     async def emit(self, user_id: str, job_id: str, event: bytes) -> str:

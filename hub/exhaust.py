@@ -16,18 +16,19 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from redis.asyncio import Redis
 
-from hub import errors, keys
+from hub import errors, keys, scripts
 from hub.envelope import now_iso, optional_string, response_code
 from hub.errors import HubError
 from hub.events import MESSAGES
 from hub.job import Job, Status
-from hub.reports import Jobs
+from hub.reports import Jobs, now_ms
 from hub.storage import Storage
 
 SUBMIT = "ekstep.analytics.dataset.request.submit"
@@ -94,16 +95,22 @@ def parse_submit(body: dict[str, Any]) -> Asked:
     )
 
 
-def request_id(tag: str, dataset: str, requested_by: str, channel: str, day: str, protected: bool) -> str:
-    """Sunbird's request id: one per (tag, dataset, requester, channel, day), so the same request made
-    twice on one day names one job. The same key as the analytics service's for a plain request, so the
-    ids match its; a protected request is a different request (its file is another file)."""
-    parts = [tag, dataset, requested_by, channel, day, *(["encrypted"] if protected else [])]
+def request_id(asked: Asked, requested_by: str, channel: str, day: str) -> str:
+    """Sunbird's request id: one per (dataset, tag, requester, channel, day, datasetConfig.type), so the same
+    request made twice on one day names one job. Its `_getRequestId(jobId, tag, ...)` is called as
+    `(tag, dataset, ...)` and joins `tag, jobId`: the dataset comes first, and the hub keeps that order so
+    its ids are the analytics service's. A protected request is a different request here (its file is
+    another file), where Sunbird would answer the unprotected one made earlier that day."""
+    kind = asked.dataset_config.get("type")
+    parts = [asked.dataset, asked.tag, requested_by, channel, day, *([kind] if isinstance(kind, str) else [])]
+    parts += ["encrypted"] if asked.encryption_key is not None else []
     return hashlib.md5("|".join(parts).encode(), usedforsecurity=False).hexdigest().upper()
 
 
-def today() -> str:
-    return f"{datetime.now(UTC):%Y-%m-%d}"
+def today(zone: ZoneInfo) -> str:
+    """The day a request is made on, for the same-day rule: in the report's zone (`REPORT_TIMEZONE`), as
+    the analytics service's runs in its server's (India's), not UTC's."""
+    return f"{datetime.now(zone):%Y-%m-%d}"
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,7 @@ class Requests:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._release = redis.register_script(scripts.RELEASE)
 
     async def get(self, request_id: str) -> Record | None:
         return Record.decode(await self._redis.hgetall(keys.exhaust_request(request_id)))
@@ -195,15 +203,17 @@ class Requests:
         """One submission of a request id at a time: twin requests that arrive together both see the job
         the first one made, instead of the second being refused by the (user, batch) guard."""
         lock, token = keys.exhaust_lock(request_id), uuid.uuid4().hex
-        async with asyncio.timeout(LOCK_SECONDS):
-            # Another hub process may hold it, so there is no local event to wait on: poll Redis.
-            while not await self._redis.set(lock, token, nx=True, ex=LOCK_SECONDS):  # noqa: ASYNC110
-                await asyncio.sleep(LOCK_POLL_SECONDS)
+        try:
+            async with asyncio.timeout(LOCK_SECONDS):
+                # Another hub process may hold it, so there is no local event to wait on: poll Redis.
+                while not await self._redis.set(lock, token, nx=True, ex=LOCK_SECONDS):  # noqa: ASYNC110
+                    await asyncio.sleep(LOCK_POLL_SECONDS)
+        except TimeoutError:
+            raise errors.REQUEST_BUSY() from None
         try:
             yield
         finally:
-            if await self._redis.get(lock) == token.encode():
-                await self._redis.delete(lock)
+            await self._release(keys=[lock], args=[token])
 
 
 async def with_jobs(records: Iterable[Record], jobs: Jobs) -> list[tuple[Record, Job]]:
@@ -213,13 +223,14 @@ async def with_jobs(records: Iterable[Record], jobs: Jobs) -> list[tuple[Record,
     return [(record, job) for record, job in zip(records, found, strict=True) if job is not None]
 
 
-def matches(record: Record, job: Job, filters: dict[str, Any]) -> bool:
-    """Whether a request passes search's filters; each filter is one value or a list of them."""
+def matches(record: Record, job: Job, filters: dict[str, Any], zone: ZoneInfo) -> bool:
+    """Whether a request passes search's filters; each filter is one value or a list of them. The day a
+    request was made is the day in `zone`, as for the same-day rule."""
     values = {
         "dataset": record.dataset,
         "status": job.status.value,
         "channel": record.channel,
-        "requestedDate": f"{datetime.fromtimestamp(job.submitted_at / 1000, UTC):%Y-%m-%d}",
+        "requestedDate": f"{datetime.fromtimestamp(job.submitted_at / 1000, zone):%Y-%m-%d}",
     }
     for name in SEARCH_FILTERS:
         wanted = filters.get(name)
@@ -265,17 +276,19 @@ def _ms(iso_time: str) -> int:
     return int(datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-async def job_answer(record: Record, job: Job, storage: Storage) -> dict[str, Any]:
+async def job_answer(record: Record, job: Job, storage: Storage, link_ttl: int) -> dict[str, Any]:
     """A job as the analytics service answers it (its `JobResponse`), times in ms. The download link is
-    minted at every read, as Sunbird does, since a stored one would have expired."""
+    minted at every read, as Sunbird does, since a stored one would have expired; `expiresAt` is always
+    given, as Sunbird's is: when a link minted now would stop working (`link_ttl` seconds on)."""
     urls: list[str] = []
-    expires_at = None
+    expires_at = now_ms() + link_ttl * 1000
     link = await storage.report_link(job)
     if link is not None:
         urls, expires_at = [link[0]], _ms(link[1])
     completed = job.completed_at if job.status.ended else None
     return {
         "requestId": record.request_id,
+        "ref": job.ref,
         "tag": record.tag,
         "dataset": record.dataset,
         "requestedBy": record.requested_by,
@@ -288,7 +301,8 @@ async def job_answer(record: Record, job: Job, storage: Storage) -> dict[str, An
         "jobStats": {
             "dtJobSubmitted": job.submitted_at,
             "dtJobCompleted": completed,
-            "executionTime": completed - job.submitted_at if completed else None,
+            # The run's time, as Sunbird's `execution_time`: not the wait in the queue before it.
+            "executionTime": completed - job.started_at if completed and job.started_at else None,
         },
         "downloadUrls": urls,
         "expiresAt": expires_at,

@@ -14,10 +14,11 @@ from hub.events import EventLog, frame_id, parse_id
 from hub.identity import Principal
 from hub.services import Hub
 
-# A quiet connection still gets something this often, so proxies keep it open and dead peers show.
-HEARTBEAT_SECONDS = 20.0
 PAGE = 500
 RESYNC = '{"type":"resync"}'
+# What a quiet connection gets every HEARTBEAT_INTERVAL, so proxies keep it open and a client can tell a
+# live connection from one a network change killed without a word (WebSocket pings are invisible to it).
+HEARTBEAT = '{"type":"heartbeat"}'
 
 
 class Feed:
@@ -67,8 +68,9 @@ class Feed:
         return self._subscriber is not None and self._subscriber.closing
 
     async def next(self) -> list[str]:
-        """The next frames to send, or none when a heartbeat's time (or the token's life) passes quietly."""
-        wait = max(0.0, min(HEARTBEAT_SECONDS, self._expires - time.time()))
+        """The next frames to send: the heartbeat when its time (or the token's life) passes quietly, none
+        when what came was not news (a frame already sent, the bus reconnecting or going away)."""
+        wait = max(0.0, min(self._hub.settings.heartbeat_seconds, self._expires - time.time()))
         assert self._subscriber is not None
         try:
             # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that lands just as a frame
@@ -76,7 +78,7 @@ class Feed:
             async with asyncio.timeout(wait):
                 frame = await self._subscriber.queue.get()
         except TimeoutError:
-            return []
+            return [HEARTBEAT]
         if frame is None:
             return await self._catch_up()
         if frame == CLOSING:
@@ -88,13 +90,11 @@ class Feed:
         return [frame]
 
     def __enter__(self) -> Feed:
-        self._hub.metrics.sockets.inc()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._subscriber is not None:
             self._hub.bus.unsubscribe(self._subscriber)
-        self._hub.metrics.sockets.dec()
 
 
 @dataclass(frozen=True)

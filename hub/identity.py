@@ -21,10 +21,12 @@ from redis.asyncio import Redis
 
 from hub import errors, keys
 from hub.config import DEV_JWT_SECRET, ConfigError, Settings, signs_with_public_keys
+from hub.keyfolder import KeyFolder
 
 log = logging.getLogger(__name__)
 SUPPORT_ROLE = "SUPPORT"
 TICKET_TTL_SECONDS = 30
+LANGUAGE_KEPT_SECONDS = 90 * 24 * 3600
 JWKS_COOLDOWN_SECONDS = 10.0
 JWKS_TIMEOUT_SECONDS = 5.0
 
@@ -45,6 +47,29 @@ def user_id_of(subject: str) -> str:
     if subject.startswith("f:") and subject.count(":") >= 2:
         return subject.rsplit(":", 1)[1]
     return subject
+
+
+def roles_of(claims: dict[str, Any]) -> frozenset[str]:
+    """The roles a token grants everywhere, from Sunbird's `roles` (names, or `{"role", "scope"}` objects as
+    sunbird-devops' OPA rules read them) and Keycloak's `realm_access.roles`. A role scoped to organisations
+    grants only in them, and a batch in the source names no organisation: so a scoped role counts for
+    nothing here (mentors and creators are let in by the batch's own lists, whatever their roles)."""
+    realm = claims.get("realm_access")
+    if realm is not None and not isinstance(realm, dict):
+        raise errors.ROLES_MALFORMED()
+    listed = [claims.get("roles"), (realm or {}).get("roles")]
+    if any(entries is not None and not isinstance(entries, list) for entries in listed):
+        raise errors.ROLES_MALFORMED()
+    roles = set()
+    for entry in (entry for entries in listed for entry in entries or ()):
+        if isinstance(entry, str):
+            roles.add(entry)
+        elif isinstance(entry, dict) and isinstance(entry.get("role"), str):
+            if not entry.get("scope"):
+                roles.add(entry["role"])
+        else:
+            raise errors.ROLES_MALFORMED()
+    return frozenset(roles)
 
 
 class IdentityKeysError(Exception):
@@ -102,6 +127,7 @@ class TokenVerifier:
 
     def __init__(self, settings: Settings, jwks_cooldown: float = JWKS_COOLDOWN_SECONDS) -> None:
         self._static: list[tuple[str | None, Any]] = []
+        self._folder = KeyFolder(settings.jwt_keys_dir) if settings.jwt_keys_dir else None
         if settings.jwt_public_key:
             self._static.append((None, settings.jwt_public_key))
         if settings.jwt_jwks:
@@ -118,11 +144,17 @@ class TokenVerifier:
             try:
                 await self._remote.fetch()
             except IdentityKeysError as exc:
+                await self._remote.close()  # the process stops: its session must not be left to the collector
                 raise ConfigError(f"JWT_JWKS_URL cannot be fetched: {exc}") from None
 
     async def close(self) -> None:
         if self._remote is not None:
             await self._remote.close()
+
+    def reload(self) -> None:
+        """SIGHUP: JWT_KEYS_DIR read again, for a key Sunbird added."""
+        if self._folder is not None:
+            self._folder.reload()
 
     async def _keys_for(self, token: str) -> list[Any]:
         try:
@@ -134,7 +166,8 @@ class TokenVerifier:
         if self._secret:
             return [self._secret]
         kid = header.get("kid") if isinstance(header.get("kid"), str) else None
-        keys = [key for key_id, key in self._static if kid is None or key_id in (None, kid)]
+        held = self._static + list(self._folder.keys.items() if self._folder else ())
+        keys = [key for key_id, key in held if kid is None or key_id in (None, kid)]
         if self._remote is not None:
             keys += await self._remote.candidates(kid)
         return keys
@@ -161,12 +194,7 @@ class TokenVerifier:
             if expired:
                 raise errors.TOKEN_EXPIRED()
             raise errors.UNTRUSTED_TOKEN()
-        roles = claims.get("roles") or (claims.get("realm_access") or {}).get("roles") or []
-        if not isinstance(roles, list):
-            roles = []
-        return Principal(
-            user_id=user_id_of(str(claims["sub"])), roles=frozenset(str(r) for r in roles), expires=int(claims["exp"])
-        )
+        return Principal(user_id=user_id_of(str(claims["sub"])), roles=roles_of(claims), expires=int(claims["exp"]))
 
 
 def bearer(header: str | None) -> str:
@@ -189,15 +217,21 @@ class Tickets:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    async def issue(self, principal: Principal) -> str:
+    async def issue(self, principal: Principal, lang: str) -> str:
+        """`lang`: the language the socket opened with this ticket speaks, unless it asks for another; kept
+        as the user's, for what reaches them with no socket (feed notifications)."""
         ticket = secrets.token_urlsafe(24)
-        value = orjson.dumps({"u": principal.user_id, "r": sorted(principal.roles), "e": principal.expires})
-        await self._redis.set(keys.ticket(ticket), value, ex=TICKET_TTL_SECONDS)
+        value = orjson.dumps({"u": principal.user_id, "r": sorted(principal.roles), "e": principal.expires, "l": lang})
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.ticket(ticket), value, ex=TICKET_TTL_SECONDS)
+            pipe.set(keys.user_language(principal.user_id), lang, ex=LANGUAGE_KEPT_SECONDS)
+            await pipe.execute()
         return ticket
 
-    async def redeem(self, ticket: str) -> Principal:
+    async def redeem(self, ticket: str) -> tuple[Principal, str]:
+        """The ticket's user and language."""
         raw = await self._redis.getdel(keys.ticket(ticket)) if ticket else None
         if raw is None:
             raise errors.INVALID_TICKET()
         data = orjson.loads(raw)
-        return Principal(user_id=data["u"], roles=frozenset(data["r"]), expires=data["e"])
+        return Principal(user_id=data["u"], roles=frozenset(data["r"]), expires=data["e"]), data["l"]

@@ -4,6 +4,7 @@ hash in one place (`Job.decode`), so routes, worker, sweeper and support never r
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,21 @@ from zoneinfo import ZoneInfo
 
 CSV = ".csv"
 ZIP = ".zip"
+# A job's short reference, for a mentor to read out over the phone: no 0/O, 1/I/L or U/V look-alikes.
+REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
+REF_LENGTH = 8
+
+
+def job_ref(job_id: str) -> str:
+    """The job's reference, drawn from its id, so every part that knows a job id knows its reference without
+    storing or looking it up; any two jobs share one with a chance of 1 in 5*10^11, and a search by it
+    then shows both."""
+    number = int.from_bytes(hashlib.blake2b(job_id.encode(), digest_size=8).digest())
+    letters = []
+    for _ in range(REF_LENGTH):
+        number, digit = divmod(number, len(REF_ALPHABET))
+        letters.append(REF_ALPHABET[digit])
+    return "".join(letters)
 
 
 class Status(StrEnum):
@@ -79,6 +95,10 @@ class Job:
             "submittedAt": str(self.submitted_at),
             "fileName": self.file_name,
         }
+
+    @property
+    def ref(self) -> str:
+        return job_ref(self.job_id)
 
     @property
     def protected(self) -> bool:

@@ -66,6 +66,11 @@ def user_of_channel(channel: str) -> str:
     return unquote(channel[len(USER_CHANNEL_PREFIX) :])
 
 
+def user_language(user_id: str) -> str:
+    """The language the user last opened a socket or stream in: their feed notifications are in it."""
+    return f"{PREFIX}lang:{_part(user_id)}"
+
+
 def ticket(ticket_id: str) -> str:
     """A single-use socket ticket (a string that expires)."""
     return f"{PREFIX}ticket:{_part(ticket_id)}"
@@ -79,6 +84,15 @@ def budget(action: str, user_id: str, window: int) -> str:
 def connections(user_id: str) -> str:
     """The user's open sockets and streams on every hub instance, scored by when each lapses (a sorted set)."""
     return f"{PREFIX}connections:{_part(user_id)}"
+
+
+def told(click_id: str) -> str:
+    """Exists once a click has been told its report is already being made, so a re-sent call tells it once."""
+    return f"{PREFIX}told:{_part(click_id)}"
+
+
+# arq's queue (a sorted set of job ids, by when each is due): where a job that no worker has taken waits.
+ARQ_QUEUE = arq.constants.default_queue_name
 
 
 def arq_held(job_id: str) -> tuple[str, str]:
@@ -104,3 +118,36 @@ def exhaust_channel(channel: str) -> str:
 def exhaust_lock(request_id: str) -> str:
     """Held while one request id is being looked up and submitted, so twin requests name one job."""
     return f"{PREFIX}exhaust:lock:{_part(request_id)}"
+
+
+# Support's indexes of jobs (sorted sets of job ids scored by submission time, ms), so a search reads one
+# index instead of scanning; each entry is trimmed, and each index expires, with the jobs it names.
+def support_by_ref(ref: str) -> str:
+    return f"{PREFIX}support:ref:{_part(ref)}"
+
+
+def support_by_user(user_id: str) -> str:
+    return f"{PREFIX}support:user:{_part(user_id)}"
+
+
+def support_by_batch(batch_id: str) -> str:
+    return f"{PREFIX}support:batch:{_part(batch_id)}"
+
+
+def support_by_day(day: int) -> str:
+    """`day`: whole days since 1970-01-01 UTC."""
+    return f"{PREFIX}support:day:{day}"
+
+
+def refused_clicks(user_id: str) -> str:
+    """The user's clicks that made no job (403, 409, 429), a stream kept as long as reports are."""
+    return f"{PREFIX}support:refused:{_part(user_id)}"
+
+
+def delivered(job_id: str) -> str:
+    """How many sockets, streams and polls each of the job's events reached (a hash: event id -> count)."""
+    return f"{PREFIX}support:delivered:{_part(job_id)}"
+
+
+# What support staff did and searched for: an append-only stream, kept AUDIT_RETENTION.
+SUPPORT_AUDIT = PREFIX + "support:audit"

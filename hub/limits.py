@@ -54,6 +54,11 @@ class Connections:
         self._lease_ms = settings.connection_lease * 1000
         self._script = redis.register_script(scripts.CONNECTION)
 
+    async def open_now(self, user_id: str) -> int:
+        """How many sockets and streams the user has open now, on every hub instance."""
+        seconds, micros = await self._redis.time()
+        return int(await self._redis.zcount(keys.connections(user_id), f"({seconds * 1000 + micros // 1000}", "+inf"))
+
     async def _claim(self, key: str, connection_id: str, cap: int) -> bool:
         return bool(await self._script(keys=[key], args=[connection_id, self._lease_ms, cap]))
 

@@ -16,6 +16,7 @@ from hub.config import Settings
 from hub.envelope import failure
 from hub.errors import HubError
 from hub.request import Handler, hub_of, listed_origin
+from hub.source import SourceError, SourceUnavailable
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
@@ -105,10 +106,25 @@ async def envelope_errors(request: web.Request, handler: Handler) -> web.StreamR
             raise
         code = HTTP_CODES.get(exc.status, "CLIENT_ERROR")
         return failure(api_id, HubError(exc.status, code, exc.reason or "The request cannot be served."))
-    except (RedisConnectionError, RedisTimeoutError):
-        return failure(api_id, errors.REDIS_AWAY())
     except (asyncio.CancelledError, ConnectionResetError):
         raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return failure(api_id, errors.SERVER_ERROR())
+    except Exception as exc:
+        return failure(api_id, problem(request, exc))
+
+
+def problem(request: web.Request, exc: Exception) -> HubError:
+    """What a failure that no handler answered means to the caller, for both envelopes (`/v1` and the
+    data-exhaust API's): a service that is away is a 503 with `Retry-After`, a source that cannot read its
+    data is the contract's `SOURCE_ERROR`; only a failure of the hub's own is logged with its traceback."""
+    if isinstance(exc, HubError):
+        return exc
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        return errors.REDIS_AWAY()
+    if isinstance(exc, SourceUnavailable):
+        log.warning("the source is away on %s %s: %s", request.method, request.path, exc)
+        return errors.SOURCE_AWAY()
+    if isinstance(exc, SourceError):
+        log.error("the source failed on %s %s: %s", request.method, request.path, exc)
+        return errors.SOURCE_ERROR()
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return errors.SERVER_ERROR()

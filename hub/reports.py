@@ -11,12 +11,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import IntEnum
 from typing import Any
 
 import orjson
 from arq.connections import ArqRedis
 
-from hub import events, keys, scripts
+from hub import events, keys, metrics, scripts
 from hub.config import Settings
 from hub.durability import durable
 from hub.events import EventLog
@@ -26,16 +27,45 @@ from hub.notifier import Notifier
 JOB_FUNCTION = "generate_report"
 RECENT_JOBS = 100
 CLOCK_SKEW_ALLOWANCE = timedelta(hours=1)
+# How long a click remembers it was told of a duplicate: longer than redis-py takes to re-send a command.
+TOLD_MS = 60_000
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def deadline_ms(settings: Settings) -> int:
+    """A job's time from its click to its deadline: one that has not ended by then never will (arq has
+    given up, or the worker pool is gone), and a worker retries its ending until then."""
+    return (settings.report_timeout * settings.max_tries + 60) * 1000
+
+
 @dataclass(frozen=True)
 class Submission:
+    """What a click found: `job_id` is the job it made (`created`) or the caller's running one; `job` is
+    the job the click made or would have made, whose id (`click`) names the click itself."""
+
     job_id: str
     created: bool
+    click: str
+    job: Job
+
+
+class Outcome(IntEnum):
+    """What `lua/transition.lua` did with a change."""
+
+    APPLIED = 1
+    RESTORED = 2  # applied to a record written anew: Redis had lost it
+    ALREADY = 3  # this very change had ended the job: a re-sent command whose first reply was lost
+    ENDED = 0  # the job had ended by another change
+    GONE = -1  # no such job, and the change neither starts nor ends it
+    SUPERSEDED = -2  # another run of the job holds it
+    UNEXPECTED = -3  # the job is not in the status the change expects
+
+    @property
+    def applied(self) -> bool:
+        return self > 0
 
 
 class Jobs:
@@ -53,8 +83,7 @@ class Jobs:
         self._duplicate = redis.register_script(scripts.DUPLICATE)
         self._workers = redis.register_script(scripts.WORKERS)
         self._now = redis.register_script(scripts.NOW)
-        # A job that has not ended by then never will: arq has given up or the worker pool is gone.
-        self.deadline_ms = (settings.report_timeout * settings.max_tries + 60) * 1000
+        self.deadline_ms = deadline_ms(settings)
 
     async def submit(self, user_id: str, batch_id: str, course_id: str, protected: bool = False) -> Submission:
         """Creates the job and its `report.submitted` event, or names the caller's running one. A protected
@@ -70,7 +99,7 @@ class Jobs:
             file_name=file_name(batch_id, now, self._zone, protected),
         )
         submitted = events.draft("report.submitted", job.job_id, batch_id)
-        created, job_id = await self._submit(
+        created, running = await self._submit(
             keys=[
                 keys.guard(user_id, batch_id),
                 keys.job(job.job_id),
@@ -87,65 +116,90 @@ class Jobs:
                 *self._events.emit_args(user_id, submitted),
             ],
         )
-        return Submission(job_id=job_id.decode() if isinstance(job_id, bytes) else job_id, created=bool(created))
+        running = running.decode() if isinstance(running, bytes) else running
+        return Submission(job_id=running, created=bool(created), click=job.job_id, job=job)
 
-    async def tell_duplicate(self, user_id: str, batch_id: str, job_id: str) -> bool:
-        """Sends `report.duplicate` for the user's running job; False if it ended in the meantime."""
+    async def tell_duplicate(self, user_id: str, batch_id: str, job_id: str, click: str | None = None) -> bool:
+        """Sends `report.duplicate` for the user's running job, once per `click` (a re-sent call tells
+        nothing more); False if it ended in the meantime."""
+        click = click or uuid.uuid4().hex
         duplicate = events.draft("report.duplicate", job_id, batch_id)
         told = await self._duplicate(
-            keys=[keys.guard(user_id, batch_id), keys.user_events(user_id), keys.job_events(job_id)],
-            args=[job_id, *self._events.emit_args(user_id, duplicate)],
+            keys=[keys.guard(user_id, batch_id), keys.user_events(user_id), keys.job_events(job_id), keys.told(click)],
+            args=[job_id, TOLD_MS, *self._events.emit_args(user_id, duplicate)],
         )
         return told == 1
 
-    async def enqueue(self, job_id: str, password: str | None = None) -> None:
+    async def enqueue(self, job: Job, password: str | None = None) -> None:
         """Queues the job as due an hour ago: arq compares a job's due time with the worker's own clock, so a
         worker whose clock runs behind the hub's would leave every new job waiting until it caught up.
         A protected job's password goes in the arq job's arguments and nowhere else: arq deletes them when
-        the job ends, or at the job's deadline if no worker ever takes it."""
+        the job ends, or at the job's deadline if no worker ever takes it.
+        The job's first record goes too, so a worker can write it anew should Redis lose it (a failover to a
+        replica that had not yet received the submit) and the mentor still hears how the job ended."""
         due = datetime.now(UTC) - CLOCK_SKEW_ALLOWANCE
         secret = () if password is None else (Secret(password),)
         await self._redis.enqueue_job(
-            JOB_FUNCTION, job_id, *secret, _job_id=job_id, _defer_until=due,
+            JOB_FUNCTION, job.job_id, *secret, record=job.encode(), _job_id=job.job_id, _defer_until=due,
             _expires=timedelta(milliseconds=self.deadline_ms),
         )  # fmt: skip
+
+    async def queued(self, job_id: str) -> bool:
+        """Whether arq holds the job (queued or running)."""
+        return bool(await self._redis.exists(*keys.arq_held(job_id)))
 
     async def get(self, job_id: str) -> Job | None:
         return Job.decode(await self._redis.hgetall(keys.job(job_id)))
 
     async def transition(
-        self, job: Job, status: Status | None = None, event: bytes = b"", alive_ms: int | None = None, **fields: Any
-    ) -> bool:
+        self,
+        job: Job,
+        status: Status | None = None,
+        event: bytes = b"",
+        alive_ms: int | None = None,
+        run: str = "",
+        expect: Status | None = None,
+        **fields: Any,
+    ) -> Outcome:
         """Applies a change to a job that has not ended (restoring its record if Redis lost it and the
-        change ends the job); False when it had already ended, or is gone and the change would not end it.
-        `alive_ms` marks the job as being made for that much longer."""
+        change starts or ends the job). `run` is the worker run making it (see `lua/transition.lua`);
+        `alive_ms` marks the job as being made for that much longer; `expect` the status the job must have.
+        A change that ends the job is safe to send twice: the second answer is `Outcome.ALREADY`."""
         user_id = job.requested_by
-        script = self._ending if status is not None and status.ended else self._transition
-        applied = await script(
-            keys=[
-                keys.job(job.job_id),
-                keys.guard(user_id, job.batch_id),
-                keys.ACTIVE,
-                keys.alive(job.job_id),
-                keys.user_events(user_id),
-                keys.job_events(job.job_id),
-            ],
-            args=[
-                job.job_id,
-                status or "",
-                orjson.dumps({name: str(value) for name, value in fields.items()}),
-                "" if alive_ms is None else alive_ms,
-                orjson.dumps(job.encode()),
-                *self._events.emit_args(user_id, event),
-            ],
+        token = run or uuid.uuid4().hex
+        outcome = Outcome(
+            await (self._ending if status is not None and status.ended else self._transition)(
+                keys=[
+                    keys.job(job.job_id),
+                    keys.guard(user_id, job.batch_id),
+                    keys.ACTIVE,
+                    keys.alive(job.job_id),
+                    keys.user_events(user_id),
+                    keys.job_events(job.job_id),
+                ],
+                args=[
+                    job.job_id,
+                    status or "",
+                    orjson.dumps({name: str(value) for name, value in fields.items()}),
+                    "" if alive_ms is None else alive_ms,
+                    orjson.dumps(job.encode()),
+                    run,
+                    token,
+                    expect or "",
+                    self.deadline_ms,
+                    *self._events.emit_args(user_id, event),
+                ],
+            )
         )
-        if applied > 0 and status is not None and status.ended and self._notifier is not None:
-            self._notifier.ended(job, status, fields.get("error"))
-        return applied > 0
+        if outcome.applied and status is not None and status.ended:
+            metrics.REPORTS_ENDED.labels(status.value.lower(), fields.get("error") or "none").inc()
+        if outcome.applied and status is not None and status.ended and self._notifier is not None:
+            self._notifier.ended(job, status, fields.get("error"), event)
+        return outcome
 
-    async def fail(self, job: Job, reason: str) -> bool:
+    async def fail(self, job: Job, reason: str, run: str = "") -> Outcome:
         event = events.draft("report.failed", job.job_id, job.batch_id, reason=reason)
-        return await self.transition(job, Status.FAILED, event, error=reason, completedAt=now_ms())
+        return await self.transition(job, Status.FAILED, event, run=run, error=reason, completedAt=now_ms())
 
     async def many(self, job_ids: list[str]) -> list[Job | None]:
         """The jobs, in order (None for one that is gone), in one round trip rather than one per job."""
@@ -168,6 +222,16 @@ class Jobs:
     async def forget(self, job_id: str) -> None:
         """Drops a job that has ended (or vanished) from the active set."""
         await self._redis.zrem(keys.ACTIVE, job_id)
+
+    async def run_of(self, job_id: str) -> str:
+        """The token of the worker run that holds the job ('' before any)."""
+        run = await self._redis.hget(keys.job(job_id), "run")
+        return run.decode() if run else ""
+
+    async def told_position(self, job_id: str) -> int | None:
+        """The place in the queue the job's mentor was last told, if any."""
+        place = await self._redis.hget(keys.job(job_id), "queuePosition")
+        return int(place) if place else None
 
     async def is_alive(self, job_id: str) -> bool:
         return bool(await self._redis.exists(keys.alive(job_id)))

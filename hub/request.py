@@ -14,7 +14,8 @@ from aiohttp import web
 from hub import errors, logs
 from hub.config import Settings
 from hub.envelope import respond
-from hub.identity import Principal, bearer
+from hub.gateway import check_user_header, presented_token
+from hub.identity import Principal
 from hub.services import Hub
 
 HUB = web.AppKey("hub", Hub)
@@ -27,8 +28,10 @@ def hub_of(request: web.Request) -> Hub:
 
 
 async def caller(request: web.Request) -> Principal:
-    """The user of the bearer token; every `/v1` call but the sockets' (which use tickets) starts here."""
-    who = await hub_of(request).verifier.verify(bearer(request.headers.get("Authorization")))
+    """The user of the token (the gateway's user header, else the bearer token); every `/v1` call but the
+    sockets' (which use tickets) starts here."""
+    who = await hub_of(request).verifier.verify(presented_token(request.headers))
+    check_user_header(request.headers, who)
     logs.bind(userId=who.user_id)
     return who
 

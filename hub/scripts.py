@@ -31,3 +31,4 @@ WORKERS = _script("workers")
 NOW = _script("now")
 # Changes no job and emits no event: read as it is.
 CONNECTION = (_LUA / "connection.lua").read_text()
+RELEASE = (_LUA / "release.lua").read_text()

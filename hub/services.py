@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from arq.connections import ArqRedis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from hub.bus import Bus
 from hub.config import (
+    REDIS_TOO_OLD,
     REDIS_UNREACHABLE,
     SOURCE_UNREADABLE,
     STORAGE_UNUSABLE,
@@ -29,12 +30,12 @@ from hub.durability import warn_if_evicting
 from hub.events import EventLog
 from hub.identity import Tickets, TokenVerifier
 from hub.limits import Connections, Limits
-from hub.metrics import Metrics
 from hub.notifier import Notifier
 from hub.readiness import Readiness
 from hub.reports import Jobs
 from hub.source import Source, SourceError, open_source
 from hub.storage import Storage, StorageError
+from hub.support import Support, open_support
 from hub.telemetry import TelemetrySink
 
 
@@ -64,9 +65,9 @@ class Hub(Core):
     tickets: Tickets
     verifier: TokenVerifier
     telemetry: TelemetrySink
-    metrics: Metrics
     limits: Limits
     connections: Connections
+    support: Support
     # Set once SIGTERM arrives: /readyz answers 503 and no new socket or stream is opened.
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     # Requests being answered (sockets and streams included), and an event set whenever there are none.
@@ -101,8 +102,26 @@ async def connect(settings: Settings) -> ArqRedis:
     return redis
 
 
+# XINFO STREAM's `entries-added`, which tells the event log whether a resuming client missed events, and
+# the Lua scripts' commands are Redis 7's.
+MIN_REDIS_VERSION = (7, 0)
+
+
+async def require_redis_version(redis: ArqRedis) -> None:
+    """Stops a process started on an older Redis at once, rather than at the first resuming client. A
+    server that does not answer INFO (some managed ones rename it) is taken at its word."""
+    try:
+        version = str((await redis.info("server")).get("redis_version", ""))
+    except ResponseError:
+        return
+    numbers = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if numbers < MIN_REDIS_VERSION:
+        raise ConfigError(REDIS_TOO_OLD.format(version or "of an unknown version"))
+
+
 async def open_core(settings: Settings, redis: ArqRedis) -> Core:
-    """The shared services, with the source and the storage each checked once."""
+    """The shared services, with Redis's version, the source and the storage each checked once."""
+    await require_redis_version(redis)
     await warn_if_evicting(redis)
     source = open_source(settings.source_url, settings.source_timeout)
     try:
@@ -115,7 +134,7 @@ async def open_core(settings: Settings, redis: ArqRedis) -> Core:
     except StorageError as exc:
         raise ConfigError(STORAGE_UNUSABLE.format(exc)) from None
     event_log = EventLog(redis, settings.event_retention, settings.records_kept_seconds)
-    notifier = Notifier(settings.notification_url) if settings.notification_url else None
+    notifier = Notifier(settings, source, redis) if settings.notification_url else None
     jobs = Jobs(redis, event_log, settings, notifier)
     return Core(
         settings=settings, redis=redis, events=event_log, jobs=jobs, source=source, storage=storage, notifier=notifier
@@ -134,7 +153,7 @@ async def open_hub(settings: Settings) -> Hub:
         tickets=Tickets(redis),
         verifier=verifier,
         telemetry=TelemetrySink(settings),
-        metrics=Metrics(),
         limits=Limits(redis, settings),
         connections=Connections(redis, settings),
+        support=open_support(redis, settings, core.jobs.deadline_ms + settings.records_kept_seconds * 1000),
     )

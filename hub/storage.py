@@ -151,6 +151,11 @@ class Storage:
             await anext(aiter(obstore.list(self._store, prefix=REPORTS, chunk_size=1)), None)
         except BaseError as exc:
             raise StorageError(self._explain(exc)) from None
+        if self.local_root is None:
+            try:  # signing is local: credentials that can write but not sign (an Azure SAS token) show here
+                await obstore.sign_async(cast(CloudStore, self._store), "GET", REPORTS + "probe", timedelta(seconds=60))
+            except BaseError as exc:
+                raise StorageError(f"download links cannot be signed: {_first_line(exc)}") from None
 
     async def put(self, key: str, chunks: AsyncIterator[bytes], file_name: str) -> int:
         """Streams `chunks` into one object in 5 MiB parts while they are still being made, so memory

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import uuid
 from pathlib import Path
@@ -153,8 +154,12 @@ class TelemetrySink:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self._used_bytes() + len(lines) > self._max_bytes:
                 raise errors.TELEMETRY_FULL(retry_after=FULL_RETRY_SECONDS)
-            with self.path.open("ab") as out:
-                out.write(lines)
+            with self.path.open("a+b") as out:
+                # A process killed mid-append leaves a line without its end: end it, or the first event
+                # written after it would be read as part of it, and skipped with it.
+                size = out.seek(0, os.SEEK_END)
+                torn = size > 0 and os.pread(out.fileno(), 1, size - 1) != b"\n"
+                out.write(b"\n" + lines if torn else lines)
             if self.path.stat().st_size >= self._rotate_bytes:
                 self.path.rename(self.path.with_name(f"{self.path.name}.{self._active_number(self.segments())}"))
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from hub import metrics
 from hub.config import Settings
 from hub.source import Source, open_source
 from hub.source.schema import LAST_KEY
@@ -194,6 +195,7 @@ class Lane:
             self._replace(writer)
 
     def _replace(self, writer: Writer) -> None:
+        metrics.PART_WRITER_RESTARTS.labels(self.name).inc()
         writer.kill()
         self._writers.discard(writer)
         task = asyncio.create_task(self._add())

@@ -12,15 +12,17 @@ import contextlib
 import io
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis import exceptions as redis_errors
 from redis.exceptions import RedisError
 
-from hub import events, logs
+from hub import events, logs, metrics
 from hub.job import Job, Secret, Status
-from hub.reports import Jobs, now_ms
+from hub.reports import Jobs, Outcome, now_ms
 from hub.services import Core
 from hub.source import SourceError, retrying
 from hub.source.schema import HEADER, csv_writer, formula_safe
@@ -34,6 +36,12 @@ HEARTBEAT_EVERY_SECONDS = 2.0
 # A job whose liveness is not renewed within this long is released to another worker (see hub.sweeper).
 ALIVE_MS = 10_000
 BOM = "\ufeff"
+# What a Redis outage or failover looks like from here (redis-py turns a connection lost under WATCH into a
+# WatchError; a primary just demoted refuses writes with READONLY).
+REDIS_AWAY = (
+    redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.WatchError, redis_errors.ReadOnlyError,
+    OSError,
+)  # fmt: skip
 
 
 @dataclass
@@ -57,12 +65,24 @@ def header_line(assessments: Sequence[str]) -> bytes:
     return text.getvalue().encode()
 
 
-class Progress:
-    """Tells the mentor how far along the report is, at most twice a second."""
+@dataclass(frozen=True)
+class Run:
+    """One worker's attempt at a job: the token its changes carry (so a re-sent change is known as its own
+    and a replaced run's changes are refused, see `lua/transition.lua`), and the job's deadline on this
+    event loop's clock, until which its ending is retried."""
 
-    def __init__(self, jobs: Jobs, job: Job, total: int) -> None:
+    job: Job
+    token: str
+    until: float
+
+
+class Progress:
+    """Tells the mentor how far along the report is, at most twice a second. Best effort: a progress event
+    that Redis does not take is skipped, never the report's failure (only its ending is retried)."""
+
+    def __init__(self, jobs: Jobs, run: Run, total: int) -> None:
         self._jobs = jobs
-        self._job = job
+        self._run = run
         self.total = total
         self.rows = 0
         self._last = time.monotonic()
@@ -74,21 +94,25 @@ class Progress:
             return
         self._last = now
         percent = min(99, self.rows * 100 // self.total) if self.total else 0
+        job = self._run.job
         event = events.draft(
-            "report.progress", self._job.job_id, self._job.batch_id, rows=self.rows, total=self.total,
-            percent=percent,
+            "report.progress", job.job_id, job.batch_id, rows=self.rows, total=self.total, percent=percent,
         )  # fmt: skip
-        await self._jobs.transition(self._job, event=event, rows=self.rows)
+        try:
+            await self._jobs.transition(job, event=event, run=self._run.token, rows=self.rows)
+        except RedisError as exc:
+            log.warning("report %s: a progress event was not stored (%s); the report carries on", job.job_id, exc)
 
 
-async def _write(services: Services, job: Job, key: str, secret: Secret | None) -> tuple[int, int]:
+async def _write(services: Services, run: Run, key: str, secret: Secret | None) -> tuple[int, int]:
+    job = run.job
     source = services.source
     batch = await source.batch(job.batch_id)
     if batch is None:
         raise ReportFailed("BATCH_NOT_FOUND")
     assessments = await source.assessments(batch.course_id)
     tally = Tally(total=await source.participant_count(batch.batch_id))
-    progress = Progress(services.jobs, job, tally.total)
+    progress = Progress(services.jobs, run, tally.total)
 
     settings = services.settings
     async with services.writers.parts(
@@ -109,55 +133,80 @@ async def _write(services: Services, job: Job, key: str, secret: Secret | None) 
     return tally.rows, size
 
 
-async def _heartbeat(jobs: Jobs, job: Job) -> None:
+async def _heartbeat(jobs: Jobs, run: Run) -> None:
     """Proof of life for the sweeper, on Redis's clock: a key that expires unless renewed. A job whose
-    liveness lapses is handed to another worker. A Redis hiccup skips a beat rather than ending the
-    heartbeat for good."""
+    liveness lapses for good is handed to another worker. A Redis hiccup skips a beat rather than ending
+    the heartbeat for good."""
     while True:
         await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
         with contextlib.suppress(RedisError):
-            await jobs.transition(job, alive_ms=ALIVE_MS)
+            await jobs.transition(run.job, alive_ms=ALIVE_MS, run=run.token)
 
 
-async def _make(services: Services, job: Job, secret: Secret | None) -> None:
+async def _end(run: Run, change: Callable[[], Awaitable[Outcome]]) -> Outcome | None:
+    """The run's ending, tried again while Redis is away (a failover, a restart) until the job's deadline;
+    a re-sent ending that had been applied answers `Outcome.ALREADY`. None when Redis never answered: the
+    ending may have been applied, so nothing it may have announced is touched."""
+    try:
+        return await retrying(change, run.until, f"report {run.job.job_id}: its ending", REDIS_AWAY)
+    except REDIS_AWAY as exc:
+        log.error("report %s: its ending could not be stored before its deadline: %s", run.job.job_id, exc)
+        return None
+
+
+async def _make(services: Services, run: Run, secret: Secret | None) -> None:
     """One run of a job, into a key of its own (`Job.run_key`); a source that is only unavailable for a
     moment (a restart, a dropped connection) is tried again within the job's deadline."""
+    job = run.job
     key = job.run_key()
     deadline = asyncio.get_running_loop().time() + services.settings.report_timeout
     async with asyncio.timeout_at(deadline):
-        rows, size = await retrying(lambda: _write(services, job, key, secret), deadline, f"report {job.job_id}")
+        rows, size = await retrying(lambda: _write(services, run, key, secret), deadline, f"report {job.job_id}")
     url, expires_at = await services.storage.download_url(job.job_id, key)
     completed = events.draft(
         "report.completed", job.job_id, job.batch_id, downloadUrl=url, expiresAt=expires_at,
         fileName=job.file_name, rows=rows, bytes=size,
     )  # fmt: skip
-    if not await services.jobs.transition(
-        job, Status.SUCCESS, completed, completedAt=now_ms(), rows=rows, bytes=size, key=key
-    ):
-        await services.storage.delete(key)  # the job had already ended: this file was never announced
-        log.warning("report %s had already ended; its new file was removed", job.job_id)
+    outcome = await _end(run, lambda: services.jobs.transition(
+        job, Status.SUCCESS, completed, run=run.token, completedAt=now_ms(), rows=rows, bytes=size, key=key,
+    ))  # fmt: skip
+    if outcome in (Outcome.ENDED, Outcome.SUPERSEDED):
+        # Refused, so never announced: the job ended otherwise, or another run holds it.
+        await services.storage.delete(key)
+        log.warning("report %s: %s; this run's file was removed", job.job_id, outcome.name.lower())
         return
     log.info("report %s made: %d rows, %d bytes", job.job_id, rows, size)
+    metrics.made(rows, size, job.submitted_at)
 
 
-async def generate_report(ctx: dict[str, Any], job_id: str, secret: Secret | None = None) -> str:
-    """`secret` is a protected report's password, which lives in the arq job's arguments only."""
-    with logs.bound(jobId=job_id):
-        return await _generate(ctx, job_id, secret)
+async def generate_report(
+    ctx: dict[str, Any], job_id: str, secret: Secret | None = None, record: dict[str, str] | None = None
+) -> str:
+    """`secret` is a protected report's password, which lives in the arq job's arguments only; `record` is
+    the job as the hub first wrote it, to write anew should Redis have lost it."""
+    with logs.bound(jobId=job_id), metrics.WORKER_JOBS_RUNNING.track_inprogress():
+        return await _generate(ctx, job_id, secret, record)
 
 
-async def _generate(ctx: dict[str, Any], job_id: str, secret: Secret | None) -> str:
+async def _generate(ctx: dict[str, Any], job_id: str, secret: Secret | None, record: dict[str, str] | None) -> str:
     services: Services = ctx["services"]
     jobs = services.jobs
     job = await jobs.get(job_id)
+    if job is None and record is not None:
+        log.warning("report %s: its record is gone from Redis; written anew from the queued job", job_id)
+        job = Job.decode({name.encode(): value.encode() for name, value in record.items()})
     if job is None:
         return "unknown job"
     if job.status.ended:
         return f"already {job.status}"
-    await jobs.transition(job, Status.PROCESSING, alive_ms=ALIVE_MS, startedAt=now_ms())
-    heartbeat = asyncio.create_task(_heartbeat(jobs, job))
+    left_ms = job.submitted_at + jobs.deadline_ms - await jobs.redis_now_ms()
+    run = Run(job, uuid.uuid4().hex, asyncio.get_running_loop().time() + left_ms / 1000)
+    started = await jobs.transition(job, Status.PROCESSING, alive_ms=ALIVE_MS, run=run.token, startedAt=now_ms())
+    if not started.applied:
+        return f"not started: {started.name}"
+    heartbeat = asyncio.create_task(_heartbeat(jobs, run))
     try:
-        await _make(services, job, secret)
+        await _make(services, run, secret)
         return Status.SUCCESS.value
     except ReportFailed as failure:
         reason = failure.reason
@@ -174,5 +223,5 @@ async def _generate(ctx: dict[str, Any], job_id: str, secret: Secret | None) -> 
         reason = "INTERNAL_ERROR"
     finally:
         heartbeat.cancel()
-    await jobs.fail(job, reason)
+    await _end(run, lambda: jobs.fail(job, reason, run=run.token))
     return reason

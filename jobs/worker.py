@@ -16,14 +16,14 @@ from typing import Any
 
 from arq import func
 from arq.worker import Worker
-from redis.exceptions import ConnectionError, TimeoutError, WatchError
 
 from hub.config import ConfigError, Settings, load, require_link_secret, require_redis
 from hub.connections import patient_client
-from hub.reports import JOB_FUNCTION
+from hub.metrics import WORKER_JOB_SLOTS, collect, exposition
+from hub.reports import JOB_FUNCTION, deadline_ms
 from hub.services import open_core
 from jobs.parts import PartWriters
-from jobs.report import Services, generate_report
+from jobs.report import REDIS_AWAY, Services, generate_report
 from jobs.retention import retention_cron
 
 # Reports one worker process makes at once; each is split over the part writers.
@@ -39,8 +39,6 @@ ALIVE_FOR_MS = 10_000
 OUTAGE_BACKOFF_CAP_SECONDS = 5.0
 # A half-written local upload untouched this long after a run's time is up was left by a killed worker.
 ABANDONED_UPLOAD_MARGIN_SECONDS = 60
-# What a Redis outage looks like from here (redis-py turns a connection lost under WATCH into a WatchError).
-REDIS_AWAY = (ConnectionError, TimeoutError, WatchError, OSError)
 log = logging.getLogger(__name__)
 
 
@@ -106,9 +104,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["services"] = services
     ctx["worker_id"] = uuid.uuid4().hex
     ctx["registration"] = asyncio.create_task(_stay_registered(services, ctx["worker_id"]))
+    WORKER_JOB_SLOTS.set(MAX_JOBS)
+    if settings.metrics_port:
+        ctx["metrics"] = await exposition.serve(settings.host, settings.metrics_port, lambda: collect.scrape(services))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if "metrics" in ctx:
+        await ctx["metrics"].cleanup()
     if "registration" in ctx:
         ctx["registration"].cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -125,11 +128,12 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     require_link_secret(settings)
     return {
         "functions": [
-            # arq's own timeout is a backstop: the job ends itself (report.failed) before it.
+            # arq's own timeout is a backstop: a run's writing ends itself at REPORT_TIMEOUT, and its ending
+            # is retried while Redis is away until the job's deadline, which arq must not cut short.
             func(
                 generate_report,
                 name=JOB_FUNCTION,
-                timeout=settings.report_timeout + 5,
+                timeout=deadline_ms(settings) / 1000,
                 max_tries=settings.max_tries,
             ),
         ],

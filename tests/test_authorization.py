@@ -28,6 +28,9 @@ CREATOR = "creator-0001"
 OTHER_MENTOR = "mentor-of-another-batch"
 STRANGER = "user-with-no-batch"
 SUPPORT = "support-0001"
+TAG = f"do_course_0001_{BATCH}"
+# The portal's on-demand report request (the data-exhaust API), called here without the gateway.
+EXHAUST_REQUEST = {"request": {"tag": TAG, "dataset": "progress-exhaust", "datasetConfig": {"batchId": BATCH}}}
 
 CALLERS = ("no token", "expired", "wrong signature", "alg none", "wrong audience", "wrong issuer",
            "batch mentor", "other mentor", "batch creator", "another user", "SUPPORT")  # fmt: skip
@@ -48,11 +51,20 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/v1/notifications/stream"):                (*REFUSED, 200, 200, 200, 200, 200),
     ("GET", "/v1/support/jobs/{job}/events"):           (*REFUSED, 403, 403, 403, 403, 200),
     ("POST", "/v1/support/jobs/{job}/replay"):          (*REFUSED, 403, 403, 403, 403, 200),
+    ("GET", "/v1/support/jobs?userId={mentor}"):        (*REFUSED, 403, 403, 403, 403, 200),
+    ("GET", "/v1/support/jobs/{job}"):                  (*REFUSED, 403, 403, 403, 403, 200),
+    ("GET", "/v1/support/audit"):                       (*REFUSED, 403, 403, 403, 403, 200),
+    ("POST", "/v1/support/jobs/{job}/rerun"):           (*REFUSED, 403, 403, 403, 403, 202),
     ("POST", "/v1/telemetry"):                          (*REFUSED, 200, 200, 200, 200, 200),
+    ("POST", "/dataset/v1/request/submit"):             (*REFUSED, 200, 403, 200, 403, 403),
+    ("GET", "/dataset/v1/request/read/{tag}?requestId={request}"): (*REFUSED, 200, 403, 200, 403, 403),
+    ("GET", "/dataset/v1/request/list/{tag}"):          (*REFUSED, 200, 200, 200, 200, 200),
+    ("POST", "/dataset/v1/request/search"):             (*REFUSED, 200, 200, 200, 200, 200),
     ("GET", "{link}"):                                  ANYONE,  # the signed link is the credential
     ("GET", "/files/{job}"):                            (403,) * 11,  # the same link without its signature
     ("GET", "/"):                                       ANYONE,
     ("GET", "/web/hub-client.js"):                      ANYONE,
+    ("GET", "/support"):                                ANYONE,  # the console's page; its data needs SUPPORT
     ("GET", "/healthz"):                                ANYONE,
     ("GET", "/readyz"):                                 ANYONE,
     ("GET", "/metrics"):                                ANYONE,
@@ -101,6 +113,10 @@ def user_of(caller: str) -> str:
 def body_for(path: str, caller: str) -> dict[str, Any] | None:
     if path == "/v1/reports/course-progress":
         return {"batchId": BATCH}
+    if path == "/dataset/v1/request/submit":
+        return EXHAUST_REQUEST
+    if path == "/dataset/v1/request/search":
+        return {"request": {"filters": {"dataset": "progress-exhaust"}}}
     if path == "/v1/telemetry":
         event = {"eid": "INTERACT", "ets": 1_732_435_200_000, "ver": "3.0", "mid": f"INTERACT:{caller}",
                  "actor": {"id": user_of(caller), "type": "User"},
@@ -123,11 +139,14 @@ async def test_every_route_answers_every_kind_of_caller_as_the_table_says(
         async with http.post("/v1/reports/course-progress", headers=mentor, json={"batchId": BATCH}):
             pass
         ready = await next_event(ws, "report.completed")
+        async with http.post("/dataset/v1/request/submit", headers=mentor, json=EXHAUST_REQUEST) as response:
+            request_id = (await response.json())["result"]["requestId"]
+        await next_event(ws, "report.completed")
     link = ready["downloadUrl"].removeprefix(settings.public_url)
     callers = tokens(realm)
     mismatches = []
     for (method, path), expected in MATRIX.items():
-        url = path.format(batch=BATCH, job=ready["jobId"], link=link)
+        url = path.format(batch=BATCH, job=ready["jobId"], link=link, mentor=MENTOR, tag=TAG, request=request_id)
         for caller, want in zip(CALLERS, expected, strict=True):
             token = callers[caller]
             headers = {"Authorization": f"Bearer {token}"} if token else {}

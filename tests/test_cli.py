@@ -16,6 +16,7 @@ import pytest
 from hub.config import DEV_JWT_SECRET
 from hub.identity import TokenVerifier
 from tests.helpers import LINK_SECRET, SECRET
+from tests.old_redis import VERSION, old_redis
 
 
 def hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -37,6 +38,9 @@ def hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         ("ALLOWED_ORIGINS", "https://portal.example.org,portal.example.org"),
         ("TELEMETRY_PATH", "/proc/no-such-folder/telemetry.jsonl"),
         ("SWEEP_INTERVAL", "0"),
+        ("HEARTBEAT_INTERVAL", "soon"),
+        ("METRICS_PORT", "91a"),
+        ("METRICS_PORT", "8080"),  # the public PORT's default
     ],
 )
 def test_a_wrong_setting_stops_serve_with_one_line_naming_it(setting: str, value: str, redis_server: str) -> None:
@@ -46,6 +50,18 @@ def test_a_wrong_setting_stops_serve_with_one_line_naming_it(setting: str, value
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
     assert setting in lines[0]
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_redis_older_than_7_stops_serve_and_worker_with_one_line(command: str, tmp_path: Path) -> None:
+    with old_redis() as url:
+        done = hub(command, env={"REDIS_URL": url, "JWT_SECRET": SECRET, "LINK_SECRET": LINK_SECRET,
+                                 "SOURCE_URL": f"sqlite:///{tmp_path / 'hub.db'}"})  # fmt: skip
+    assert done.returncode == 2
+    # The worker's log lines (JSON) come first; the stop is one line of its own.
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"hub {command}: REDIS_URL names Redis {VERSION}; the hub needs Redis 7.0 or newer (or Valkey)"
+    )
 
 
 def test_serve_without_a_way_to_verify_tokens_refuses_to_start(redis_server: str) -> None:

@@ -10,7 +10,6 @@ import contextlib
 import csv
 import io
 import os
-import shutil
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -26,6 +25,7 @@ from hub.source.postgres import PostgresSource
 from hub.source.schema import LAST_KEY, TABLES
 from hub.source.sqlite import SqliteSource
 from tests import pg_cluster
+from tests.helpers import libfaketime
 
 postgres_server = pg_cluster.postgres_server
 pg_url = pg_cluster.pg_url
@@ -143,6 +143,32 @@ async def test_text_that_is_no_date_is_an_empty_cell_and_no_completion_in_both_s
     assert (await pg_source.dashboard(BATCH))["completed"] == 1
 
 
+async def test_a_day_no_calendar_has_is_an_empty_cell_in_both_sources_and_a_warning_naming_the_user(
+    pg_source: PostgresSource, sqlite_source: Source, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One bad row must not fail the batch's report (nor its dashboard) on PostgreSQL, whose cast refuses
+    `2026-02-30` where SQLite would read it as it is."""
+    impossible = {"bad-feb": "2026-02-30", "bad-instant": "2026-02-29T10:00:00Z", "bad-year": "0000-01-01",
+                  "bad-april": "2026-04-31 08:00"}  # fmt: skip
+    enrolments = [(BATCH, user, "2026-01-05", text, 40, 0) for user, text in impossible.items()]
+    enrolments.append((BATCH, "leap-day", "2026-01-05", "2024-02-29", 40, 0))
+    for source in (pg_source, sqlite_source):
+        await fill(source, enrolments)
+    caplog.clear()
+    content = await rows_of(pg_source, INDIA)
+    from_postgres = caplog.text
+    caplog.clear()
+    assert content == await rows_of(sqlite_source, INDIA)
+    from_sqlite = caplog.text
+    days = dates_by_user(content)
+    assert {user: days[user][1] for user in impossible} == dict.fromkeys(impossible, "")
+    assert days["leap-day"][1] == "29/02/2024"
+    assert (await pg_source.dashboard(BATCH))["completed"] == 1
+    for user in impossible:
+        assert f"user {user}:" in from_postgres and f"user {user}:" in from_sqlite
+    assert "leap-day" not in from_postgres + from_sqlite
+
+
 def next_evening_utc(now: datetime) -> datetime:
     """The next 20:00 UTC: 01:30 the next day in India."""
     evening = now.replace(hour=20, minute=0, second=0, microsecond=0)
@@ -156,9 +182,10 @@ async def test_a_click_at_20_00_utc_is_named_by_the_next_day_in_india(
     now = datetime.now(UTC)
     click = next_evening_utc(now)
     ahead = int((click - now).total_seconds())
-    command = [shutil.which("faketime") or "faketime", "-f", f"+{ahead}s", sys.executable, "-m", "hub", "serve"]
+    # libfaketime preloaded into the hub itself: the `faketime` command would leave it running when killed.
+    clock = {"LD_PRELOAD": libfaketime(), "FAKETIME": f"+{ahead}s", "TZ": "UTC"}
     server = await asyncio.create_subprocess_exec(
-        *command, env={**os.environ, **env, "TZ": "UTC"}, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable, "-m", "hub", "serve", env={**os.environ, **env, **clock}, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     headers = {"Authorization": f"Bearer {token(ttl=ahead + 3600)}"}

@@ -9,7 +9,7 @@ import orjson
 
 from hub import events
 from hub.events import EventLog
-from tests.helpers import MENTOR, Call, next_event, running_worker
+from tests.helpers import MENTOR, Call, job_status, next_event, running_worker
 
 BATCH = "batch-0001"
 SUBMIT = "/v1/reports/course-progress"
@@ -29,10 +29,10 @@ async def test_a_socket_that_drops_before_completion_gets_the_completion_exactly
     call: Call, http, socket_url, settings
 ) -> None:
     async with http.ws_connect(await socket_url()) as ws:
-        await call("POST", SUBMIT, json={"batchId": BATCH})
+        _, clicked = await call("POST", SUBMIT, json={"batchId": BATCH})
         submitted = await next_event(ws, "report.submitted")
     async with running_worker(settings):
-        await asyncio.sleep(1.0)  # the report completes while nobody listens
+        await job_status(call, clicked["result"]["jobId"], "SUCCESS", within=15)  # while nobody listens
         async with http.ws_connect(await socket_url(last_event_id=submitted["id"])) as ws:
             frames = await drain(ws)
     types = [f["type"] for f in frames]

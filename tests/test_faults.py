@@ -124,7 +124,7 @@ async def test_a_job_no_worker_will_run_ends_failed_and_frees_the_next_click(
         submission = await jobs.submit(MENTOR, BATCH, "do_course_0001")  # the hub died before enqueueing
         redis = hub.app[HUB].redis
         await redis.hset(keys.job(submission.job_id), "submittedAt", now_ms() - 60_000)
-        await sweeper.sweep(jobs, redis, hub.app[HUB].settings)
+        await sweeper.Sweeper(jobs, redis, hub.app[HUB].settings, hub.app[HUB].source).sweep()
         failed = await next_event(ws, "report.failed")
     assert failed["jobId"] == submission.job_id
     assert failed["reason"] == "WORKER_LOST"

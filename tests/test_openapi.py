@@ -155,7 +155,18 @@ async def test_what_every_route_answers_is_what_the_document_describes(
     await call("GET", f"/dataset/v1/request/list/{tag}", params={"limit": "0"})
     await call("POST", "/dataset/v1/request/search", json={"request": {"filters": {"dataset": "progress-exhaust"}}})
     await call("POST", "/dataset/v1/request/search", json={"request": {"filters": {}}})
-    for path in ("/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/", "/web/hub-client.js", "/web/no-such-file"):
+    support = ("support-1", "SUPPORT")
+    await call("GET", "/v1/support/jobs", *support, params={"userId": MENTOR})
+    await call("GET", "/v1/support/jobs", *support, params={"ref": "not a ref"})
+    await call("GET", "/v1/support/jobs", params={"userId": MENTOR})
+    await call("GET", f"/v1/support/jobs/{job['jobId']}", *support)
+    await call("GET", f"/v1/support/jobs/{other_job}", *support)
+    await call("POST", f"/v1/support/jobs/{job['jobId']}/rerun", *support)
+    await call("POST", f"/v1/support/jobs/{job['jobId']}/rerun", *support)
+    await call("GET", "/v1/support/audit", *support)
+    await call("GET", "/v1/support/audit", *support, params={"limit": "0"})
+    pages = ("/", "/support", "/web/hub-client.js", "/web/no-such-file")
+    for path in ("/healthz", "/readyz", "/metrics", "/v1/openapi.json", *pages):
         await call("GET", path, None)
     assert job["status"] == "SUCCESS"
     assert call.operations == documented_operations()

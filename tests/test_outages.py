@@ -34,6 +34,7 @@ from tests.helpers import (
     MENTOR,
     Call,
     SilentProxy,
+    job_status,
     libfaketime,
     next_event,
     running_worker,
@@ -74,15 +75,6 @@ async def big_batch(source) -> None:
     await seed(source, 120_000, batch_id=BIG, course_id="do_course_0001", mentor_id=MENTOR, progress=None)
 
 
-async def job_status(call: Call, job_id: str, wanted: str, within: float) -> dict[str, Any]:
-    async with asyncio.timeout(within):
-        while True:
-            status, body = await call("GET", f"/v1/reports/jobs/{job_id}")
-            if status == 200 and body["result"]["status"] == wanted:
-                return body["result"]
-            await asyncio.sleep(0.2)
-
-
 async def click_until_accepted(call: Call, batch_id: str, pause: float) -> dict[str, Any]:
     """Clicks until one is accepted (202): the result of the job it started."""
     async with asyncio.timeout(30):
@@ -119,16 +111,18 @@ async def test_a_worker_outlives_a_redis_outage_and_takes_jobs_when_it_is_back(
 
 
 async def test_while_redis_is_away_calls_answer_503_with_retry_after_promptly(
-    call: Call, http: aiohttp.ClientSession, valkey_server: ValkeyServer
+    http: aiohttp.ClientSession, token, valkey_server: ValkeyServer
 ) -> None:
     valkey_server.stop()
     started = time.monotonic()
-    status, body = await call("POST", SUBMIT, json={"batchId": BATCH})
+    async with http.post(SUBMIT, json={"batchId": BATCH}, headers={"Authorization": f"Bearer {token()}"}) as response:
+        status, body, retry_after = response.status, await response.json(), response.headers.get("Retry-After")
     took = time.monotonic() - started
     async with http.get("/readyz") as ready:
         readiness = ready.status
     valkey_server.start()
     assert (status, body["params"]["err"], body["responseCode"]) == (503, "SERVICE_UNAVAILABLE", "SERVER_ERROR")
+    assert retry_after is not None and int(retry_after) > 0
     assert took < 2
     assert readiness == 503
 
@@ -143,6 +137,32 @@ async def test_the_503_while_redis_is_away_says_when_to_retry(
     finally:
         valkey_server.start()
     assert status == 503
+    assert retry_after is not None and int(retry_after) > 0
+
+
+EXHAUST_CALLS = [
+    ("POST", "/dataset/v1/request/submit", {"request": {"tag": "t", "dataset": "progress-exhaust",
+                                                        "datasetConfig": {"batchId": BATCH}}}),
+    ("GET", "/dataset/v1/request/read/t?requestId=0123456789ABCDEF", None),
+    ("GET", "/dataset/v1/request/list/t", None),
+    ("POST", "/dataset/v1/request/search", {"request": {"filters": {"dataset": "progress-exhaust"}}}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "body"), EXHAUST_CALLS, ids=[p.split("?")[0] for _, p, _ in EXHAUST_CALLS])
+async def test_while_redis_is_away_the_data_exhaust_api_answers_503_with_retry_after(
+    http: aiohttp.ClientSession, token, valkey_server: ValkeyServer, method: str, path: str, body: Any
+) -> None:
+    """In the analytics service's envelope, as the portal reads it, and never a 500."""
+    valkey_server.stop()
+    try:
+        headers = {"Authorization": f"Bearer {token()}", "X-Channel-Id": "channel-1"}
+        async with http.request(method, path, json=body, headers=headers) as response:
+            status, answer, retry_after = response.status, await response.json(), response.headers.get("Retry-After")
+    finally:
+        valkey_server.start()
+    assert (status, answer["responseCode"], answer["params"]["status"]) == (503, "SERVER_ERROR", "failed")
+    assert answer["id"].startswith("ekstep.analytics.dataset.request.")
     assert retry_after is not None and int(retry_after) > 0
 
 
@@ -273,9 +293,9 @@ async def test_sigterm_drains_sockets_with_1001_and_exits_0_while_clients_resume
                 async with session.post(SUBMIT, json={"batchId": BATCH}, headers=headers) as clicked:
                     assert clicked.status == 202
                 submitted = await next_event(ws, "report.submitted")
-                body_sent = asyncio.Event()
-                in_flight = asyncio.create_task(slow_click(session, headers, body_sent))
-                await asyncio.sleep(0.3)  # the slow click is being answered
+                answering, body_sent = asyncio.Event(), asyncio.Event()
+                in_flight = asyncio.create_task(slow_click(session, headers, answering, body_sent))
+                await asyncio.wait_for(answering.wait(), 10)
                 server.send_signal(signal.SIGTERM)
                 closing = await ws.receive(timeout=5)
                 ended = await asyncio.wait_for(stream.content.read(), 10)
@@ -308,16 +328,22 @@ async def ticket_for(session: aiohttp.ClientSession, headers: dict[str, str]) ->
         return (await response.json())["result"]["ticket"]
 
 
-async def slow_click(session: aiohttp.ClientSession, headers: dict[str, str], body_sent: asyncio.Event) -> int:
-    """A click whose body arrives only when `body_sent` is set: a request in flight while the hub drains."""
+async def slow_click(
+    session: aiohttp.ClientSession, headers: dict[str, str], answering: asyncio.Event, body_sent: asyncio.Event
+) -> int:
+    """A click whose body arrives only when `body_sent` is set: a request in flight while the hub drains.
+    It asks `Expect: 100-continue`, so its body is read only once the hub has taken the request up and said
+    to go on: `answering` is set then."""
 
     async def body() -> Any:
+        answering.set()
         yield b'{"batchId": '
         await body_sent.wait()
         yield f'"{BATCH}"}}'.encode()
 
-    async with session.post(SUBMIT, data=body(), headers={**headers, "Content-Type": "application/json"}) as r:
-        return r.status
+    json_headers = {**headers, "Content-Type": "application/json"}
+    async with session.post(SUBMIT, data=body(), headers=json_headers, expect100=True) as response:
+        return response.status
 
 
 async def ticket_refused(session: aiohttp.ClientSession, headers: dict[str, str]) -> int:

@@ -17,7 +17,7 @@ from arq.worker import Worker
 from hub import keys
 from hub.config import Settings
 from hub.source.seed import seed
-from tests.helpers import MENTOR, Call, next_event, running_worker
+from tests.helpers import MENTOR, Call, next_event, running_worker, worker_started
 
 BATCH = "batch-0001"
 FAILED_MESSAGE = "Download has failed. Please try again after sometime"
@@ -88,8 +88,8 @@ async def test_a_source_file_that_vanishes_fails_the_report_instead_of_hanging(
         sqlite3.connect(copy) as dst,
     ):
         original.backup(dst)
-    async with running_worker(settings.with_(source_url=f"sqlite:///{copy}")):
-        await asyncio.sleep(0.3)
+    async with running_worker(settings.with_(source_url=f"sqlite:///{copy}")) as started:
+        await worker_started(started)
         copy.unlink()
         async with http.ws_connect(await socket_url()) as ws:
             status, _ = await call("POST", "/v1/reports/course-progress", json={"batchId": BATCH})
@@ -97,6 +97,20 @@ async def test_a_source_file_that_vanishes_fails_the_report_instead_of_hanging(
             failed = await next_event(ws, "report.failed")
     assert failed["reason"] == "SOURCE_ERROR"
     assert failed["message"] == FAILED_MESSAGE
+
+
+async def test_a_source_that_cannot_be_read_answers_source_error_without_a_traceback(
+    call: Call, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a hub crash (500 SERVER_ERROR and a traceback in the log): the contract's SOURCE_ERROR, and one
+    line saying what the source said."""
+    with sqlite3.connect(settings.source_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("DROP TABLE enrolments")
+    status, body = await call("GET", f"/v1/batches/{BATCH}/dashboard")
+    assert (status, body["params"]["err"], body["responseCode"]) == (500, "SOURCE_ERROR", "SERVER_ERROR")
+    assert "enrolments" not in body["params"]["errmsg"]  # what the source said is for operators only
+    assert [record for record in caplog.records if record.exc_info] == []
+    assert "no such table: enrolments" in caplog.text
 
 
 async def test_second_click_while_running_says_in_progress_and_sends_a_duplicate_event(

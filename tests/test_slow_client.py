@@ -2,7 +2,7 @@
 
 A raw TCP client opens a real WebSocket (or event stream), reads the response headers, and then never
 reads again while megabytes of its user's events pile up. The hub must keep serving everyone else, let
-go of the stuck connection within `SEND_TIMEOUT` (its handler gone from `hub_open_sockets` and its socket
+go of the stuck connection within `SEND_TIMEOUT` (its handler gone from `hub_open_connections` and its socket
 closed, so it holds neither a task nor buffers), and lose nothing: the slow user, coming back with the
 last id it really got, receives every event it missed, in order and once.
 """
@@ -126,7 +126,7 @@ def event_stream_ids(data: bytes) -> list[str]:
 async def open_sockets_gauge(http: aiohttp.ClientSession) -> float:
     async with http.get("/metrics") as response:
         text = await response.text()
-    return next(float(line.split()[1]) for line in text.splitlines() if line.startswith("hub_open_sockets "))
+    return sum(float(line.split()[1]) for line in text.splitlines() if line.startswith("hub_open_connections{"))
 
 
 def hub_holds_connection_from(port: int) -> bool:

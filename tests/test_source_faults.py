@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from hub.config import Settings
-from hub.embedded import restart_cluster, throwaway_cluster
+from hub.embedded import restart_cluster, stop_cluster, throwaway_cluster
 from hub.source import SourceUnavailable
 from hub.source.postgres import PostgresSource
 from hub.source.schema import TABLES
@@ -159,3 +159,26 @@ async def test_a_part_writer_stuck_past_the_deadline_is_replaced_and_the_next_re
     assert failed["reason"] == "TIMED_OUT"
     assert not stuck.is_running()
     assert completed["rows"] == 120
+
+
+async def test_while_the_source_is_away_its_routes_answer_503_with_retry_after_and_no_traceback(
+    http, token, cluster: str, hub, caplog
+) -> None:
+    """A PostgreSQL restart or outage is a service that is away for a moment, not a crash of the hub."""
+    headers = {"Authorization": f"Bearer {token()}"}
+    async with http.get(f"/v1/batches/{BATCH}/dashboard", headers=headers) as response:
+        assert response.status == 200  # the hub's pool holds a connection that the stop will cut
+    admin = await asyncpg.connect(cluster)
+    data_directory = await admin.fetchval("SHOW data_directory")
+    await admin.close()
+    await asyncio.to_thread(stop_cluster, data_directory)
+    answers = []
+    for method, path, body in (("GET", f"/v1/batches/{BATCH}/dashboard", None), ("GET", "/v1/mentor/batches", None),
+                               ("POST", SUBMIT, {"batchId": BATCH})):  # fmt: skip
+        async with http.request(method, path, json=body, headers=headers) as response:
+            envelope = await response.json()
+            answers.append((response.status, envelope["params"]["err"], response.headers.get("Retry-After")))
+    assert answers == [(503, "SERVICE_UNAVAILABLE", "5")] * 3
+    hubs_records = [record for record in caplog.records if record.name.startswith("hub.")]
+    assert [record for record in hubs_records if record.exc_info] == []
+    assert "the source is away" in caplog.text

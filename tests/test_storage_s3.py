@@ -12,7 +12,6 @@ import json
 import random
 import re
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -41,12 +40,6 @@ def seaweed() -> Iterator[Seaweed]:
     with seaweed_server() as server:
         server.create_bucket(BUCKET)
         yield server
-
-
-@pytest.fixture
-def prefix() -> str:
-    """Each test writes under its own prefix of the shared bucket."""
-    return f"hub-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from hub.config import ConfigError, Settings, load
 from hub.telemetry import TelemetrySink
 from tests.helpers import MENTOR, Call
+from tests.scrape import moved, scrape
 
 BATCH = "batch-0001"
 
@@ -204,6 +205,21 @@ async def test_a_batch_sunbird_rejects_is_set_aside_and_later_events_still_go(
     assert '"mid":"rejected"' in set_aside(settings)
 
 
+async def test_an_event_kept_after_a_line_torn_by_a_killed_process_still_reaches_sunbird(
+    call: Call, sunbird: tuple[SunbirdTelemetry, str], settings: Settings
+) -> None:
+    endpoint, _ = sunbird
+    sink = Path(settings.telemetry_path)
+    sink.parent.mkdir(parents=True, exist_ok=True)
+    torn = json.dumps(interact_event(mid="torn")).encode()[:40]  # what a hub killed mid-append left
+    await asyncio.to_thread(sink.write_bytes, torn)
+    await call("POST", "/v1/telemetry", json=telemetry_batch(interact_event(mid="after-the-kill")))
+    async with asyncio.timeout(20):
+        while not endpoint.received:
+            await endpoint.arrived.wait()
+    assert [e["mid"] for e in endpoint.received] == ["after-the-kill"]
+
+
 def padded_event(mid: str) -> dict[str, Any]:
     """About a kilobyte: a few make a segment, a few more fill a small store."""
     return interact_event(mid=mid, context__cdata=[{"type": "Padding", "id": "x" * 1000}])
@@ -251,3 +267,13 @@ async def test_rotated_events_reach_sunbird_in_order_and_sent_segments_are_delet
 def test_telemetry_is_kept_apart_from_report_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="TELEMETRY_PATH"):
         load({"STORAGE_URL": f"file://{tmp_path}", "TELEMETRY_PATH": str(tmp_path / "reports" / "t.jsonl")})
+
+
+async def test_telemetry_accepted_and_refused_are_counted(call: Call, hub) -> None:
+    url = str(hub.make_url("/metrics"))
+    before = await scrape(url)
+    await call("POST", "/v1/telemetry", json=telemetry_batch(interact_event(), interact_event()))
+    await call("POST", "/v1/telemetry", json=telemetry_batch(interact_event(eid="SEARCH")))
+    after = await scrape(url)
+    assert moved(before, after, "hub_telemetry_events_accepted_total") == 2
+    assert moved(before, after, "hub_telemetry_batches_refused_total", code="INVALID_TELEMETRY") == 1

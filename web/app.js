@@ -8,7 +8,7 @@ const DEVICE_KEY = 'hub:did';
 const TELEMETRY_KEY = 'hub:telemetry:queue';
 const TELEMETRY_QUEUE_LIMIT = 200;
 const TELEMETRY_WAIT_MS = 1500; // telemetry goes first, but a slow telemetry call must not hold the report
-const TOAST_MS = 10_000;
+const TOAST_MS = 10000;
 const TOAST_LIMIT = { phone: 3, wide: 5 };
 const PAGE_ID = 'course-dashboard';
 // The portal's on-demand reports send a report request's click in this shape (env, Course and Batch
@@ -47,8 +47,14 @@ function h(tag, attributes = {}, ...children) {
     if (name.startsWith('on')) element.addEventListener(name.slice(2), value);
     else element.setAttribute(name, value === true ? '' : String(value));
   }
-  element.append(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+  element.append(...[].concat(...children).filter((child) => child !== null && child !== undefined && child !== false));
   return element;
+}
+
+/** Empties an element and puts `children` in it (`replaceChildren` is newer than Android WebView 61). */
+function fill(element, ...children) {
+  element.textContent = '';
+  element.append(...children);
 }
 
 /** crypto.randomUUID exists only in secure contexts; a phone testing against a LAN address is not one. */
@@ -64,7 +70,7 @@ function uuid() {
 function storageGet(storage, key) {
   try {
     return storage.getItem(key);
-  } catch {
+  } catch (error) {
     return null;
   }
 }
@@ -73,7 +79,7 @@ function storageSet(storage, key, value) {
   try {
     if (value === null) storage.removeItem(key);
     else storage.setItem(key, value);
-  } catch {
+  } catch (error) {
     // Storage may be full or disabled; the page still works for this visit.
   }
 }
@@ -117,13 +123,13 @@ function safeUrl(url) {
   try {
     const parsed = new URL(url, location.href);
     return parsed.protocol === 'https:' || parsed.protocol === 'http:' ? parsed.href : null;
-  } catch {
+  } catch (error) {
     return null;
   }
 }
 
 function currentBatch() {
-  return state.batches.find((batch) => batch.batchId === state.batchId) ?? null;
+  return state.batches.find((batch) => batch.batchId === state.batchId) || null;
 }
 
 // ---- API -----------------------------------------------------------------------------------------
@@ -166,7 +172,7 @@ function tokenProblem(token) {
 
 function showSignInError(message) {
   const error = $('token-error');
-  error.textContent = message ?? '';
+  error.textContent = message || '';
   error.hidden = !message;
   $('token-input').setAttribute('aria-invalid', message ? 'true' : 'false');
 }
@@ -199,7 +205,7 @@ function signIn(token) {
 }
 
 function signOut(message) {
-  state.client?.stop();
+  if (state.client) state.client.stop();
   state.client = null;
   storageSet(sessionStorage, TOKEN_KEY, null);
   Object.assign(state, { token: null, userId: null, batches: [], batchId: null, finishedJobs: new Set() });
@@ -208,10 +214,10 @@ function signOut(message) {
   $('session').hidden = true;
   $('batch-details').hidden = true;
   $('signin').hidden = false;
-  $('toasts').replaceChildren();
+  fill($('toasts'));
   resetProgress();
   const notice = $('signin-message');
-  notice.textContent = message ?? '';
+  notice.textContent = message || '';
   notice.hidden = !message;
   $('token-input').focus();
 }
@@ -219,19 +225,20 @@ function signOut(message) {
 // ---- live notifications --------------------------------------------------------------------------
 
 function startClient() {
-  const client = new HubClient({ baseUrl: BASE_URL, getToken: () => state.token });
+  // The hub served the page in the mentor's language; its events come in the same one.
+  const client = new HubClient({ baseUrl: BASE_URL, getToken: () => state.token, lang: document.documentElement.lang });
   client.addEventListener('event', (event) => onHubEvent(event.detail));
   client.addEventListener('resync', refreshBatchState);
   client.addEventListener('status', () => renderConnection(client));
   client.addEventListener('unauthorized', (event) =>
-    signOut(event.detail?.message || 'Your session has expired. Please sign in again.'),
+    signOut((event.detail && event.detail.message) || 'Your session has expired. Please sign in again.'),
   );
   state.client = client;
   client.start();
 }
 
 function renderConnection(client) {
-  const labels = { open: 'Live', connecting: 'Connecting…', closed: 'Reconnecting…' };
+  const labels = { open: 'Live', connecting: 'Connecting…', closed: 'Reconnecting…', offline: 'Offline', paused: 'Paused' };
   const via = { ws: '', sse: ' (stream)', poll: ' (polling)' };
   const status = $('connection-status');
   status.dataset.state = client.state;
@@ -251,6 +258,10 @@ function onHubEvent(event) {
       break;
     case 'report.completed':
     case 'report.failed':
+      // A job ends once for the mentor, whatever the log holds (say a completion and a failure, or an
+      // ending stored again after a Redis failover): the first ending shown stays, unless support
+      // pushed it again on purpose.
+      if (state.finishedJobs.has(event.jobId) && !event.replayed) return;
       state.finishedJobs.add(event.jobId);
       showEventToast(event);
       if (forThisBatch) resetProgress();
@@ -282,6 +293,7 @@ function showEventToast(event) {
     key: toastKey(event),
     message: event.message || defaultMessage(event.type),
     context: batchLabel(event.batchId),
+    ref: event.ref,
     link: event.type === 'report.completed' ? saveLink(event) : null,
     alert: failed,
     sticky: event.type === 'report.completed',
@@ -321,7 +333,7 @@ function saveLink({ downloadUrl, fileName, jobId, expiresAt }) {
   );
 }
 
-function showToast({ type, id, jobId, key, message, context, link, alert = false, sticky = false }) {
+function showToast({ type, id, jobId, key, message, context, ref, link, alert = false, sticky = false }) {
   const region = $('toasts');
   const toast = h(
     'div',
@@ -333,7 +345,8 @@ function showToast({ type, id, jobId, key, message, context, link, alert = false
       'data-job-id': jobId,
       'data-toast-key': key,
     },
-    h('div', { class: 'toast__body' }, h('p', { class: 'toast__message' }, message), context && h('p', { class: 'toast__context' }, context)),
+    h('div', { class: 'toast__body' }, h('p', { class: 'toast__message' }, message), context && h('p', { class: 'toast__context' }, context),
+      ref && h('p', { class: 'toast__ref' }, 'Reference ', h('span', { class: 'toast__ref-code' }, ref))),
     link && h('div', { class: 'toast__actions' }, link),
     h('button', { type: 'button', class: 'toast__close', 'aria-label': 'Dismiss notification', onclick: () => dismissToast(toast) }, '×'),
   );
@@ -366,13 +379,14 @@ function trimToasts(region) {
   const limit = matchMedia('(max-width: 480px)').matches ? TOAST_LIMIT.phone : TOAST_LIMIT.wide;
   while (region.children.length > limit) {
     const transient = [...region.children].find((el) => el.dataset.eventType !== 'report.completed');
-    (transient ?? region.firstElementChild).remove();
+    (transient || region.firstElementChild).remove();
   }
 }
 
 /** Toasts float over the page bottom; reserving that much space lets everything be scrolled clear of them. */
 function reserveToastSpace() {
   const region = $('toasts');
+  if (typeof ResizeObserver !== 'function') return; // Android WebView before 64: the toasts may cover the end
   new ResizeObserver(() => {
     document.body.style.setProperty('--toast-space', `${region.offsetHeight}px`);
   }).observe(region);
@@ -408,13 +422,13 @@ async function loadBatches() {
   try {
     ({ batches = [] } = await api('/v1/mentor/batches'));
   } catch (error) {
-    select.replaceChildren(h('option', { value: '' }, 'Could not load batches'));
+    fill(select, h('option', { value: '' }, 'Could not load batches'));
     reportError(error);
     return;
   }
   state.batches = batches;
   $('no-batches').hidden = batches.length > 0;
-  select.replaceChildren(...batches.map((b) => h('option', { value: b.batchId }, [b.name, b.courseName].filter(Boolean).join(' — '))));
+  fill(select, ...batches.map((b) => h('option', { value: b.batchId }, [b.name, b.courseName].filter(Boolean).join(' — '))));
   select.disabled = batches.length === 0;
   if (!batches.length) {
     $('batch-details').hidden = true;
@@ -432,20 +446,20 @@ function selectBatch(batchId) {
   $('batch-details').hidden = false;
   resetProgress();
   clearDashboard();
-  $('jobs-list').replaceChildren();
+  fill($('jobs-list'));
   loadDashboard(batchId);
   loadJobs(batchId);
 }
 
 function renderBatchMeta(batch) {
   const dates = [formatDate(batch.startDate, dateFormat), formatDate(batch.endDate, dateFormat)].filter(Boolean).join(' – ');
-  const parts = [batch.courseName, dates, batch.status != null && `Status: ${BATCH_STATUS[batch.status] ?? batch.status}`, Number.isFinite(batch.participantCount) && `${formatCount(batch.participantCount)} participants`];
+  const parts = [batch.courseName, dates, batch.status != null && `Status: ${BATCH_STATUS[batch.status] || batch.status}`, Number.isFinite(batch.participantCount) && `${formatCount(batch.participantCount)} participants`];
   $('batch-meta').textContent = parts.filter(Boolean).join(' · ');
 }
 
 function clearDashboard() {
   for (const value of document.querySelectorAll('#summary [data-stat]')) value.textContent = '–';
-  $('histogram').replaceChildren();
+  fill($('histogram'));
 }
 
 async function loadDashboard(batchId) {
@@ -455,7 +469,7 @@ async function loadDashboard(batchId) {
     const dashboard = await api(`/v1/batches/${encodeURIComponent(batchId)}/dashboard`);
     if (batchId !== state.batchId) return; // the person picked another batch meanwhile
     renderSummary(dashboard);
-    renderHistogram(dashboard.histogram ?? []);
+    renderHistogram(dashboard.histogram || []);
     syncProgress(dashboard.latestJob);
   } catch (error) {
     reportError(error);
@@ -487,7 +501,7 @@ function renderHistogram(buckets) {
       h('span', { class: 'histogram__label' }, range),
     );
   });
-  $('histogram').replaceChildren(...items);
+  fill($('histogram'), ...items);
 }
 
 // ---- report download -----------------------------------------------------------------------------
@@ -506,8 +520,8 @@ async function onDownloadClick() {
       reportError(error);
       return;
     }
-    const jobId = error.result?.jobId;
-    showToast({ type: 'report.duplicate', jobId, key: `duplicate:${jobId}`, message: error.message, context: batchLabel(batch.batchId) });
+    const jobId = error.result ? error.result.jobId : undefined;
+    showToast({ type: 'report.duplicate', jobId, key: `duplicate:${jobId}`, message: error.message, context: batchLabel(batch.batchId), ref: error.result && error.result.ref });
     if (jobId && state.batchId === batch.batchId) showProgress(jobId, null);
   }
 }
@@ -515,18 +529,20 @@ async function onDownloadClick() {
 // ---- progress bar --------------------------------------------------------------------------------
 
 /** @param percent 0-100, or null to keep the current value (e.g. we only learnt a job is running) */
-function showProgress(jobId, percent, { rows, total } = {}) {
+function showProgress(jobId, percent, { rows, total, queued, position } = {}) {
   if (state.finishedJobs.has(jobId)) return;
   const bar = $('progress-bar');
   const sameJob = bar.dataset.jobId === jobId;
   const current = sameJob ? Number(bar.getAttribute('aria-valuenow')) : 0;
   // Events can arrive late (replay after reconnect); a bar that goes backwards would mislead.
-  const value = Math.max(current, Math.min(100, Math.max(0, Math.round(Number(percent ?? current) || 0))));
-  bar.dataset.jobId = jobId ?? '';
+  const value = Math.max(current, Math.min(100, Math.max(0, Math.round(Number(percent == null ? current : percent) || 0))));
+  bar.dataset.jobId = jobId || '';
   bar.setAttribute('aria-valuenow', String(value));
   bar.setAttribute('aria-valuetext', `${value}%`);
   $('progress-fill').style.setProperty('--value', String(value / 100));
-  $('progress-label').textContent = Number.isFinite(total) && total > 0
+  $('progress-label').textContent = queued
+    ? `Waiting for a free worker: number ${formatCount(position)} in the queue…`
+    : Number.isFinite(total) && total > 0
     ? `Making the report… ${formatCount(rows)} of ${formatCount(total)} participants (${value}%)`
     : value > 0 ? `Making the report… ${value}%` : 'Preparing report…';
   $('report-progress').hidden = false;
@@ -565,7 +581,7 @@ async function loadJobs(batchId) {
 
 function renderJobs(jobs) {
   $('jobs-empty').hidden = jobs.length > 0;
-  $('jobs-list').replaceChildren(...jobs.map(renderJob));
+  fill($('jobs-list'), ...jobs.map(renderJob));
 }
 
 function renderJob(job) {
@@ -577,7 +593,7 @@ function renderJob(job) {
   return h(
     'li',
     { class: 'job', 'data-job-id': job.jobId, 'data-status': job.status },
-    h('span', { class: `badge badge--${String(job.status).toLowerCase()}` }, JOB_STATUS[job.status] ?? job.status),
+    h('span', { class: `badge badge--${String(job.status).toLowerCase()}` }, JOB_STATUS[job.status] || job.status),
     h(
       'div',
       { class: 'job__info' },
@@ -592,13 +608,13 @@ function renderJob(job) {
 
 /** File names have no spaces: offering a break after each "_" keeps a phone from cutting the date apart. */
 function breakable(text) {
-  return String(text).split(/(?<=_)/).flatMap((part, i) => (i ? [h('wbr'), part] : [part]));
+  return String(text).split('_').reduce((all, part, i) => all.concat(i ? ['_', h('wbr'), part] : [part]), []);
 }
 
 /** Links are signed and expire; an old one is swapped for a fresh one before the browser follows it. */
 async function onSaveLinkClick(event) {
   const link = event.target.closest('a[data-expires-at][data-job-id]');
-  const expiresAt = Date.parse(link?.dataset.expiresAt ?? '');
+  const expiresAt = Date.parse((link && link.dataset.expiresAt) || '');
   if (!link || !(expiresAt <= Date.now() + 5000)) return;
   event.preventDefault();
   try {
@@ -609,7 +625,7 @@ async function onSaveLinkClick(event) {
       return;
     }
     link.href = href;
-    link.dataset.expiresAt = job.expiresAt ?? '';
+    link.dataset.expiresAt = job.expiresAt || '';
     link.click();
   } catch (error) {
     reportError(error);
@@ -645,9 +661,9 @@ function interactEvent(batch) {
 
 function readTelemetryQueue() {
   try {
-    const queue = JSON.parse(storageGet(localStorage, TELEMETRY_KEY) ?? '[]');
+    const queue = JSON.parse(storageGet(localStorage, TELEMETRY_KEY) || '[]');
     return Array.isArray(queue) ? queue : [];
-  } catch {
+  } catch (error) {
     return [];
   }
 }
@@ -664,7 +680,7 @@ function trackDownloadClick(batch) {
 
 /** Sends queued events in order; resolves when the queue is empty or the hub cannot take them now. */
 function flushTelemetry() {
-  telemetryFlush ??= (async () => {
+  telemetryFlush = telemetryFlush || (async () => {
     let queue;
     while (state.token && (queue = readTelemetryQueue()).length) {
       const batch = queue.slice(0, 50);
@@ -706,7 +722,7 @@ function bindEvents() {
 function init() {
   bindEvents();
   reserveToastSpace();
-  const token = takeTokenFromFragment() ?? storageGet(sessionStorage, TOKEN_KEY);
+  const token = takeTokenFromFragment() || storageGet(sessionStorage, TOKEN_KEY);
   const problem = token ? tokenProblem(token) : null;
   if (token && !problem) signIn(token);
   else signOut(problem);

@@ -1,5 +1,7 @@
 -- Creates a job and its report.submitted event, unless the user already has a job running for the
 -- batch: then returns {0, <that job's id>}. Any number of simultaneous clicks make exactly one job.
+-- Safe to run twice: a click's own job id comes in ARGV, so a re-sent submit (its reply was lost) finds
+-- the job it made and returns {1, job_id} again, never its own guard as someone else's job.
 local guard = KEYS[1]
 local job = KEYS[2]
 local user_jobs = KEYS[3]
@@ -15,6 +17,7 @@ local retention = ARGV[6]
 local keep_seconds = ARGV[7]              -- how long the job's records outlive its end
 local event = ARGV[8]
 
+if redis.call('EXISTS', job) == 1 then return {1, job_id} end
 local running = redis.call('GET', guard)
 if running then return {0, running} end
 local now = now_ms()

@@ -1,25 +1,23 @@
 """The analytics service's data-exhaust routes, answered by the hub: what the portal's on-demand reports
 table and the mobile app already call (`/dataset/v1/request/submit|read|list|search`).
 
-Behind Sunbird's API gateway the user's token comes in `x-authenticated-user-token` and `Authorization`
-carries the gateway's own API key, which is never taken for a user; called directly, a user token in
-`Authorization` works as on `/v1`. `X-Channel-ID` names the channel. `X-Authenticated-Userid` and the
-body's `requestedBy` are never trusted: the requester is whoever the token says.
+Callers are identified as on every `/v1` route (`hub.gateway`: behind Sunbird's API gateway the user's
+token comes in `x-authenticated-user-token`). `X-Channel-ID` names the channel. The body's `requestedBy`
+is never trusted: the requester is whoever the token says.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from hub import errors, logs
+from hub import errors
 from hub.access import batch_for, visible_batches
 from hub.envelope import json_object
-from hub.errors import HubError
 from hub.exhaust import (
     LIST,
     LIST_LIMIT,
@@ -41,14 +39,13 @@ from hub.exhaust import (
 )
 from hub.identity import Principal
 from hub.job import Job, Status
+from hub.middlewares import problem
 from hub.reports import now_ms
-from hub.request import caller, hub_of
+from hub.request import budgeted, hub_of
 from hub.routes.reports import announce_duplicate, start_report
 from hub.services import Hub
 
 routes = web.RouteTableDef()
-log = logging.getLogger(__name__)
-USER_TOKEN = "x-authenticated-user-token"
 MAX_CHANNEL_LENGTH = 200
 
 
@@ -59,31 +56,20 @@ def exhaust_api(api_id: str) -> Callable[[Callable[[web.Request], Awaitable[Any]
         @functools.wraps(handler)
         async def answer(request: web.Request) -> web.Response:
             try:
-                body, status = envelope(api_id, await handler(request)), 200
-            except HubError as error:
-                body, status = failure(api_id, error), error.status
-            except Exception:
-                log.exception("unhandled error on %s %s", request.method, request.path)
-                body, status = failure(api_id, errors.SERVER_ERROR()), 500
-            return web.Response(body=body, status=status, content_type="application/json")
+                body = envelope(api_id, await handler(request))
+            except (asyncio.CancelledError, ConnectionResetError):
+                raise
+            except Exception as exc:
+                error = problem(request, exc)
+                return web.Response(
+                    body=failure(api_id, error), status=error.status, content_type="application/json",
+                    headers=error.headers,
+                )  # fmt: skip
+            return web.Response(body=body, content_type="application/json")
 
         return answer
 
     return decorate
-
-
-async def gateway_caller(request: web.Request, action: str) -> Principal:
-    """The user, from the gateway's header or a bearer token, once one request of theirs for `action` is
-    taken from their budget (429 past it), as on `/v1`."""
-    token = request.headers.get(USER_TOKEN, "").strip()
-    hub = hub_of(request)
-    if token:
-        who = await hub.verifier.verify(token.removeprefix("Bearer ").strip())
-        logs.bind(userId=who.user_id)
-    else:
-        who = await caller(request)
-    await hub.limits.take(who.user_id, action)
-    return who
 
 
 def channel_of(request: web.Request) -> str:
@@ -102,7 +88,8 @@ async def visible(hub: Hub, who: Principal, records: list[Record]) -> list[tuple
 
 
 async def answers(hub: Hub, found: list[tuple[Record, Job]]) -> dict[str, Any]:
-    return {"count": len(found), "jobs": [await job_answer(record, job, hub.storage) for record, job in found]}
+    ttl = hub.settings.link_ttl
+    return {"count": len(found), "jobs": [await job_answer(record, job, hub.storage, ttl) for record, job in found]}
 
 
 @routes.post("/dataset/v1/request/submit")
@@ -110,12 +97,12 @@ async def answers(hub: Hub, found: list[tuple[Record, Job]]) -> dict[str, Any]:
 async def submit(request: web.Request) -> dict[str, Any]:
     """Sunbird's same-day idempotency on top of the hub's guard: the same request on the same day answers
     the job it already made, unless that job FAILED, when it runs again under the same request id."""
-    who = await gateway_caller(request, "submit")
+    who = await budgeted(request, "submit")
     hub = hub_of(request)
     asked = parse_submit(await json_object(request))
     batch = await batch_for(hub.source, who, asked.batch_id, hub.settings.report_roles)
     channel = channel_of(request)
-    rid = request_id(asked.tag, asked.dataset, who.user_id, channel, today(), asked.encryption_key is not None)
+    rid = request_id(asked, who.user_id, channel, today(hub.settings.report_zone))
     requests = Requests(hub.redis)
     async with requests.claimed(rid):
         earlier = await requests.get(rid)
@@ -123,7 +110,7 @@ async def submit(request: web.Request) -> dict[str, Any]:
         if earlier and job and job.status != Status.FAILED:
             if not job.status.ended:
                 await announce_duplicate(hub, who, job.job_id, job.batch_id)
-            return await job_answer(earlier, job, hub.storage)
+            return await job_answer(earlier, job, hub.storage, hub.settings.link_ttl)
         submitted_at = now_ms()
         job_id = await start_report(hub, who, batch, asked.encryption_key)
         record = Record(
@@ -134,20 +121,20 @@ async def submit(request: web.Request) -> dict[str, Any]:
             channel=channel,
             batch_id=batch.batch_id,
             dataset_config=asked.dataset_config,
-            attempts=(earlier.attempts if earlier else 0) + 1,
+            attempts=earlier.attempts + 1 if earlier else 0,  # Sunbird's count starts at 0
             job_id=job_id,
         )
         await requests.save(record, submitted_at, hub.settings.records_kept_seconds)
     job = await hub.jobs.get(job_id)
     if job is None:
         raise errors.NOT_STARTED()
-    return await job_answer(record, job, hub.storage)
+    return await job_answer(record, job, hub.storage, hub.settings.link_ttl)
 
 
 @routes.get("/dataset/v1/request/read/{tag}")
 @exhaust_api(READ)
 async def read(request: web.Request) -> dict[str, Any]:
-    who = await gateway_caller(request, "read")
+    who = await budgeted(request, "read")
     hub = hub_of(request)
     wanted = request.query.get("requestId", "").strip()
     if not wanted:
@@ -158,13 +145,13 @@ async def read(request: web.Request) -> dict[str, Any]:
     if not found:
         raise errors.REQUEST_NOT_FOUND()
     await batch_for(hub.source, who, record.batch_id, hub.settings.report_roles)
-    return await job_answer(*found[0], hub.storage)
+    return await job_answer(*found[0], hub.storage, hub.settings.link_ttl)
 
 
 @routes.get("/dataset/v1/request/list/{tag}")
 @exhaust_api(LIST)
 async def list_requests(request: web.Request) -> dict[str, Any]:
-    who = await gateway_caller(request, "read")
+    who = await budgeted(request, "read")
     hub = hub_of(request)
     limit = limit_of(request.query.get("limit", LIST_LIMIT))
     tag = f"{request.match_info['tag']}:{channel_of(request)}"
@@ -175,11 +162,11 @@ async def list_requests(request: web.Request) -> dict[str, Any]:
 @exhaust_api(SEARCH)
 async def search(request: web.Request) -> dict[str, Any]:
     """Requests of one channel (the `channel` filter, or the caller's) that the caller may see."""
-    who = await gateway_caller(request, "dashboard")
+    who = await budgeted(request, "dashboard")
     hub = hub_of(request)
     filters, limit = search_filters(await json_object(request))
     own_channel = channel_of(request)  # checked even when the filter names another
     channel = filters["channel"] if isinstance(filters.get("channel"), str) else own_channel
-    records = await Requests(hub.redis).of_channel(channel)
-    found = [(record, job) for record, job in await visible(hub, who, records) if matches(record, job, filters)]
+    records, zone = await Requests(hub.redis).of_channel(channel), hub.settings.report_zone
+    found = [(record, job) for record, job in await visible(hub, who, records) if matches(record, job, filters, zone)]
     return {**await answers(hub, found[:limit]), "count": len(found)}

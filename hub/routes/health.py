@@ -7,6 +7,7 @@ import contextlib
 
 from aiohttp import web
 
+from hub.metrics import collect, exposition
 from hub.readiness import Outcome
 from hub.request import hub_of
 from hub.services import Hub
@@ -30,14 +31,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def check(hub: Hub) -> Outcome:
-    checks = {"redis": hub.redis.ping(), "source": hub.source.check(), "storage": hub.storage.check()}
-    results: Outcome = {}
-    for name, running in checks.items():
-        try:
-            await asyncio.wait_for(running, CHECK_TIMEOUT_SECONDS)
-            results[name] = "ok"
-        except Exception as exc:
-            results[name] = f"failed: {type(exc).__name__}"
+    results: Outcome = {**await collect.checked(collect.core_checks(hub))}
     results["pubsub"] = "ok" if hub.bus.connected.is_set() else "failed: disconnected"
     ready = all(value == "ok" for value in results.values())
     # Not a condition of readiness (a hub serves sockets and links without workers), but what an operator
@@ -49,8 +43,15 @@ async def check(hub: Hub) -> Outcome:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    """Here unless METRICS_PORT is set: then only on that port, never on the public one."""
     hub = hub_of(request)
-    with contextlib.suppress(Exception):
-        hub.metrics.workers.set(await asyncio.wait_for(hub.jobs.workers_alive(), CHECK_TIMEOUT_SECONDS))
-    body = hub.metrics.render()
-    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+    if hub.settings.metrics_port is not None:
+        raise web.HTTPNotFound()
+    return await exposition.render(lambda: scrape(hub))
+
+
+async def scrape(hub: Hub) -> None:
+    """The hub's gauges as a scrape reads them: its dependencies (readiness's last checks) and the
+    deployment's queue and workers."""
+    collect.dependencies(await hub.readiness.outcome(lambda: check(hub)))
+    await collect.deployment(hub.jobs)

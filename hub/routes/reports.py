@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
-from hub import errors, ids
+from hub import errors, ids, metrics
 from hub.access import batch_for, visible_batches
 from hub.envelope import json_object, optional_string, string_field
+from hub.errors import HubError
 from hub.exhaust import MAX_KEY_LENGTH
 from hub.identity import Principal
-from hub.job import Status
-from hub.request import Result, api, budgeted, hub_of
+from hub.job import Status, job_ref
+from hub.request import Result, api, budgeted, caller, hub_of
 from hub.routes.views import job_view
 from hub.services import Hub
 from hub.source import Batch
@@ -26,12 +28,17 @@ CLICK_ATTEMPTS = 5
 @routes.post("/v1/reports/course-progress")
 @api("api.report.submit", status=202)
 async def submit(request: web.Request) -> Result:
-    who = await budgeted(request, "submit")
+    who = await caller(request)
     hub = hub_of(request)
     body = await json_object(request)
-    batch = await batch_for(hub.source, who, string_field(body, "batchId"))
-    job_id = await start_report(hub, who, batch, optional_string(body, "encryptionKey", MAX_KEY_LENGTH))
-    return {"jobId": job_id, "batchId": batch.batch_id, "status": Status.SUBMITTED.value}
+    try:
+        await hub.limits.take(who.user_id, "submit")
+        batch = await batch_for(hub.source, who, string_field(body, "batchId"))
+        job_id = await start_report(hub, who, batch, optional_string(body, "encryptionKey", MAX_KEY_LENGTH))
+    except HubError as refused:  # support is shown the clicks that made no job (403, 409, 429)
+        await hub.support.refusals.note(who.user_id, body.get("batchId"), refused)
+        raise
+    return {"jobId": job_id, "ref": job_ref(job_id), "batchId": batch.batch_id, "status": Status.SUBMITTED.value}
 
 
 async def start_report(hub: Hub, who: Principal, batch: Batch, password: str | None = None) -> str:
@@ -42,28 +49,41 @@ async def start_report(hub: Hub, who: Principal, batch: Batch, password: str | N
         submission = await hub.jobs.submit(who.user_id, batch.batch_id, batch.course_id, protected=password is not None)
         if submission.created:
             break
-        if await announce_duplicate(hub, who, submission.job_id, batch.batch_id):
-            raise errors.DOWNLOAD_IN_PROGRESS({"jobId": submission.job_id})
+        if await announce_duplicate(hub, who, submission.job_id, batch.batch_id, submission.click):
+            raise errors.DOWNLOAD_IN_PROGRESS({"jobId": submission.job_id, "ref": job_ref(submission.job_id)})
     else:
         raise errors.NOT_STARTED()
     try:
-        await hub.jobs.enqueue(submission.job_id, password)
+        await hub.jobs.enqueue(submission.job, password)
     except Exception:
-        log.exception("could not enqueue report job %s", submission.job_id)
-        job = await hub.jobs.get(submission.job_id)
-        if job:
-            await hub.jobs.fail(job, "ENQUEUE_FAILED")
-        raise errors.NOT_STARTED() from None
-    hub.metrics.requests.labels("submitted").inc()
+        if await hub.jobs.queued(submission.job_id):  # queued after all: only the reply was lost
+            log.warning("report job %s: enqueue answered with an error, but arq holds the job", submission.job_id)
+        else:
+            log.exception("could not enqueue report job %s", submission.job_id)
+            await hub.jobs.fail(submission.job, "ENQUEUE_FAILED")
+            raise errors.NOT_STARTED() from None
+    metrics.REPORT_REQUESTS.labels("submitted").inc()
+    await index_for_support(hub, submission.job_id)
     return submission.job_id
 
 
-async def announce_duplicate(hub: Hub, who: Principal, job_id: str, batch_id: str) -> bool:
+async def index_for_support(hub: Hub, job_id: str) -> None:
+    """Enters the new job in support's indexes. Beside the job's creation rather than in it: a job that
+    misses its entries (Redis lost in between) is still made and still heard of; only search misses it."""
+    try:
+        job = await hub.jobs.get(job_id)
+        if job is not None:
+            await hub.support.index.add(job)
+    except (RedisError, OSError) as exc:
+        log.warning("could not index report job %s for support: %s", job_id, exc)
+
+
+async def announce_duplicate(hub: Hub, who: Principal, job_id: str, batch_id: str, click: str | None = None) -> bool:
     """Tells every open tab of the caller that the report they asked for again is still being made; False
     when it has ended in the meantime (nothing is said: a duplicate never follows a job's end)."""
-    told = await hub.jobs.tell_duplicate(who.user_id, batch_id, job_id)
+    told = await hub.jobs.tell_duplicate(who.user_id, batch_id, job_id, click)
     if told:
-        hub.metrics.requests.labels("duplicate").inc()
+        metrics.REPORT_REQUESTS.labels("duplicate").inc()
     return told
 
 
@@ -75,11 +95,12 @@ async def read_job(request: web.Request) -> Result:
     job = await hub.jobs.get(ids.job_id(request.match_info["jobId"]))
     if job is None:
         raise errors.JOB_NOT_FOUND()
+    mine = job.requested_by == who.user_id
     if not who.is_support:
-        if job.requested_by != who.user_id:
+        if not mine:
             raise errors.NOT_YOUR_JOB()
         await batch_for(hub.source, who, job.batch_id)
-    return await job_view(job, hub.storage)
+    return await job_view(job, hub.storage, with_link=mine)
 
 
 @routes.get("/v1/reports/jobs")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub import errors
+from hub import errors, metrics
 from hub.envelope import json_object
 from hub.identity import user_id_of
 from hub.request import Result, api, budgeted, hub_of
@@ -17,11 +17,11 @@ routes = web.RouteTableDef()
 @api("api.telemetry")
 async def telemetry(request: web.Request) -> Result:
     who = await budgeted(request, "telemetry")
-    hub = hub_of(request)
-    events = check_batch(await json_object(request))
-    strangers = [i for i, event in enumerate(events) if user_id_of(str(event["actor"]["id"])) != who.user_id]
-    if strangers:
-        raise errors.NOT_YOUR_TELEMETRY(index=strangers[0])
-    await hub.telemetry.keep(events)
-    hub.metrics.telemetry.inc(len(events))
+    with metrics.refusals(metrics.TELEMETRY_REFUSED):
+        events = check_batch(await json_object(request))
+        strangers = [i for i, event in enumerate(events) if user_id_of(str(event["actor"]["id"])) != who.user_id]
+        if strangers:
+            raise errors.NOT_YOUR_TELEMETRY(index=strangers[0])
+        await hub_of(request).telemetry.keep(events)
+    metrics.TELEMETRY_ACCEPTED.inc(len(events))
     return {"accepted": len(events)}

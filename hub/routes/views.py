@@ -10,11 +10,12 @@ from hub.job import Job, Status
 from hub.storage import Storage
 
 
-async def job_view(job: Job, storage: Storage) -> dict[str, Any]:
+async def job_view(job: Job, storage: Storage, with_link: bool = True) -> dict[str, Any]:
     """A job as `GET /v1/reports/jobs/{jobId}` shows it; a SUCCESS job gets a freshly minted link at every
     read, since the one in its `report.completed` event has expired by now. Once its report has been
-    deleted (REPORT_RETENTION) it stays SUCCESS, with no link and the error REPORT_EXPIRED."""
-    url, expires_at = await storage.report_link(job) or (None, None)
+    deleted (REPORT_RETENTION) it stays SUCCESS, with no link and the error REPORT_EXPIRED. Support staff
+    reading a mentor's job get no link (`with_link` False): the file is the mentor's participants' data."""
+    url, expires_at = (await storage.report_link(job) if with_link else None) or (None, None)
     expired = job.status == Status.SUCCESS and storage.expired(job)
 
     def when(ms: int | None) -> str | None:
@@ -22,6 +23,7 @@ async def job_view(job: Job, storage: Storage) -> dict[str, Any]:
 
     return {
         "jobId": job.job_id,
+        "ref": job.ref,
         "batchId": job.batch_id,
         "requestedBy": job.requested_by,
         "status": job.status.value,

@@ -25,17 +25,22 @@ class SourceUnavailable(SourceError):
     Worth another try, where a missing table or a malformed URL is not."""
 
 
-async def retrying(attempt: Callable[[], Awaitable[T]], deadline: float, what: str) -> T:
-    """Runs `attempt` again, after a growing pause, while the source is only unavailable and the next
-    try would still start before `deadline` (the event loop's clock): a PostgreSQL restart costs a
-    report a few seconds instead of the report. The pause is jittered so that the workers of a fleet
-    do not all come back to a restarted server in the same instant."""
+async def retrying(
+    attempt: Callable[[], Awaitable[T]],
+    deadline: float,
+    what: str,
+    transient: tuple[type[BaseException], ...] = (SourceUnavailable,),
+) -> T:
+    """Runs `attempt` again, after a growing pause, while it fails with a `transient` error (by default: the
+    source is only unavailable) and the next try would still start before `deadline` (the event loop's
+    clock): a PostgreSQL restart costs a report a few seconds instead of the report. The pause is jittered
+    so that the workers of a fleet do not all come back to a restarted server in the same instant."""
     loop = asyncio.get_running_loop()
     pause = FIRST_RETRY
     while True:
         try:
             return await attempt()
-        except SourceUnavailable as exc:
+        except transient as exc:
             wait = pause * random.uniform(0.5, 1.0)
             if loop.time() + wait >= deadline:
                 raise
@@ -72,6 +77,10 @@ class Source(Protocol):
     async def assessments(self, course_id: str) -> list[str]: ...
 
     async def participant_count(self, batch_id: str) -> int: ...
+
+    async def user_name(self, user_id: str) -> str | None:
+        """The user's name, for support staff to greet a mentor by; nothing else about them."""
+        ...
 
     async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
         """`parts - 1` user ids that split the batch into parts of equal size, in report order."""

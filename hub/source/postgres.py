@@ -36,6 +36,8 @@ from hub.source.schema import (
     csv_text,
     csv_writer,
     part_offsets,
+    real_day,
+    warn_undated,
 )
 
 BYTES = 'COLLATE "C"'
@@ -53,7 +55,12 @@ def day(expr: str, zone: ZoneInfo | None) -> str:
     """A date column may be `date`, `timestamp`, `timestamptz` or text. Each becomes a `timestamptz`
     (a `date`, a `timestamp` and text without an offset at that time of their day in the session's
     zone), which `to_char` shows in the session's zone: the report sets it to `zone` (`write_csv`)."""
-    date = f"CASE WHEN pg_typeof({expr}) IN {DATE_TYPES} OR {expr}::text ~ '{ISO_DATE}' THEN {expr}::timestamptz END"
+    text = f"{expr}::text"
+    # Nested, since PostgreSQL evaluates the WHENs of one CASE in order but the terms of an AND in any.
+    date = (
+        f"CASE WHEN pg_typeof({expr}) IN {DATE_TYPES} THEN {expr}::timestamptz WHEN {text} ~ '{ISO_DATE}' THEN "
+        f"CASE WHEN {real_day(text)} THEN {expr}::timestamptz END END"
+    )
     return f"to_char({date}, 'DD/MM/YYYY')"
 
 
@@ -212,6 +219,10 @@ class PostgresSource:
         async with self._connection() as conn:
             return await conn.fetchval(SQL.participants, batch_id)
 
+    async def user_name(self, user_id: str) -> str | None:
+        async with self._connection() as conn:
+            return await conn.fetchval(SQL.user_name, user_id)
+
     async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
         """The count and the bounds come from one snapshot: an enrolment deleted between the two reads must
         not leave an offset past the end, with no user id to bound a part."""
@@ -236,6 +247,7 @@ class PostgresSource:
                         writer.writerows(chunk)
                         text.flush()
                         rows += len(chunk)
+            warn_undated(batch_id, await conn.fetch(SQL.undated, batch_id, lower, upper))
         return rows
 
     async def insert(self, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:

@@ -9,19 +9,22 @@ date functions (`Queries.day`), to one rule that both keep:
 - a `date`, or ISO text with no offset (`2026-11-27`, `2026-11-27 10:00`), is the day it names;
 - a `timestamptz`, or ISO text with an offset (`2026-11-26T20:00:00Z`, `...+05:30`), is an instant,
   shown as the day it was in the report's time zone (`REPORT_TIMEZONE`);
-- anything else (empty, `27/11/2026`, a number) is no date, and a completion that is no date is no
-  completion, for the report and the dashboard alike.
+- anything else (empty, `27/11/2026`, a number, a day no calendar has such as `2026-02-30` or year 0)
+  is no date, and a completion that is no date is no completion, for the report and the dashboard
+  alike. Its cell is empty, and the report's log names the participant (`undated_query`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
+log = logging.getLogger(__name__)
 TABLES = """
 CREATE TABLE IF NOT EXISTS courses (
     course_id TEXT PRIMARY KEY,
@@ -105,6 +108,17 @@ CERTIFICATE = "CASE WHEN e.certificate_issued = 1 THEN 'Issued' ELSE '' END"
 # Spells a date column as `dd/MM/yyyy`, or NULL when it holds no date; the zone is the report's, or
 # None where only whether there is a date counts.
 Day = Callable[[str, ZoneInfo | None], str]
+
+
+def real_day(text: str) -> str:
+    """Whether ISO text (`yyyy-mm-dd...`, already matched) names a day the calendar has: PostgreSQL refuses
+    to cast `2026-02-30` or year 0 (failing the whole query), SQLite reads them as they are; both
+    databases check them with this same arithmetic first."""
+    year, month, of_month = (f"CAST(substr({text}, {at}, {size}) AS INTEGER)" for at, size in ((1, 4), (6, 2), (9, 2)))
+    leap = f"({year} % 4 = 0 AND ({year} % 100 <> 0 OR {year} % 400 = 0))"
+    february = f"CASE WHEN {leap} THEN 29 ELSE 28 END"
+    days = f"CASE WHEN {month} IN (4, 6, 9, 11) THEN 30 WHEN {month} = 2 THEN {february} ELSE 31 END"
+    return f"({year} > 0 AND {of_month} <= {days})"
 
 
 def completed(day: Day) -> str:
@@ -194,6 +208,32 @@ def report_query(assessments: int, dialect: Queries, zone: ZoneInfo) -> str:
     )
 
 
+# The participants with a date that is no date that a report's log names, per part; more are counted.
+UNDATED_NAMED = 10
+
+
+def undated_query(param: str, day: Day, collate: str) -> str:
+    """The participants of a range (parameters as the report's: batch, lower, upper user id) whose
+    enrolment or completion date is set but is no date, so that the report's log can name them: their
+    cell is empty, which the mentor would otherwise take for "not completed"."""
+    undated = [f"({column} IS NOT NULL AND CAST({column} AS TEXT) <> '' AND {day(column, None)} IS NULL)"
+               for column in ("e.enrolled_date", "e.completed_date")]  # fmt: skip
+    return (
+        "SELECT e.user_id, CAST(e.enrolled_date AS TEXT), CAST(e.completed_date AS TEXT) FROM enrolments e"
+        f" WHERE e.batch_id = {param.format(1)} AND e.user_id{collate} >= {param.format(2)}"
+        f" AND e.user_id{collate} < {param.format(3)} AND ({' OR '.join(undated)})"
+        f" ORDER BY e.user_id{collate} LIMIT {UNDATED_NAMED + 1}"
+    )
+
+
+def warn_undated(batch_id: str, found: Sequence[Sequence[str | None]]) -> None:
+    for user_id, enrolled, completed_on in found[:UNDATED_NAMED]:
+        log.warning("batch %s, user %s: a date that is no date (enrolled %r, completed %r) is an empty cell",
+                    batch_id, user_id, enrolled, completed_on)  # fmt: skip
+    if len(found) > UNDATED_NAMED:
+        log.warning("batch %s: more participants than these %d have a date that is no date", batch_id, UNDATED_NAMED)
+
+
 def part_offsets(total: int, parts: int) -> list[int]:
     """The rows, in report order, at which parts 2..n of a batch of `total` rows begin."""
     return [total * i // parts for i in range(1, parts)]
@@ -242,6 +282,7 @@ BATCH = (
 BATCH_MENTORS = "SELECT user_id FROM batch_mentors WHERE batch_id = {p1}"
 ASSESSMENTS = "SELECT content_id FROM course_assessments WHERE course_id = {p1} ORDER BY position, content_id{collate}"
 PARTICIPANTS = "SELECT count(*) FROM enrolments WHERE batch_id = {p1}"
+USER_NAME = "SELECT name FROM users WHERE user_id = {p1}"
 
 
 class Queries:
@@ -257,9 +298,11 @@ class Queries:
         self.mentor_batches = MENTOR_BATCHES.format(p1=p1, collate=collate)
         self.assessments = ASSESSMENTS.format(p1=p1, collate=collate)
         self.participants = PARTICIPANTS.format(p1=p1)
+        self.user_name = USER_NAME.format(p1=p1)
         self.dashboard = dashboard_query(param, day)
         self.histogram = histogram_query(param, day)
         self.part_bound = part_bound_query(param, collate)
+        self.undated = undated_query(param, day, collate)
 
     def report(self, assessments: int, zone: ZoneInfo) -> str:
         return report_query(assessments, self, zone)

@@ -24,6 +24,8 @@ from hub.source.schema import (
     csv_text,
     csv_writer,
     part_offsets,
+    real_day,
+    warn_undated,
 )
 
 T = TypeVar("T")
@@ -82,7 +84,7 @@ def day(expr: str, zone: ZoneInfo | None) -> str:
     if zone is not None:
         instant_day = f"strftime('%d/%m/%Y', {expr}, {_shift(f'datetime({expr})', *offset_changes(zone))})"
         on_its_day = f"CASE WHEN {WITH_OFFSET.format(expr)} THEN {instant_day} ELSE {on_its_day} END"
-    return f"CASE WHEN {expr} GLOB '{ISO_DATE}' THEN {on_its_day} END"
+    return f"CASE WHEN {expr} GLOB '{ISO_DATE}' AND {real_day(expr)} THEN {on_its_day} END"
 
 
 SQL = Queries(param="?{}", char="char", day=day)
@@ -172,6 +174,10 @@ class SqliteSource:
     async def participant_count(self, batch_id: str) -> int:
         return await self._run(lambda conn: conn.execute(SQL.participants, (batch_id,)).fetchone()[0])
 
+    async def user_name(self, user_id: str) -> str | None:
+        row = await self._run(lambda conn: conn.execute(SQL.user_name, (user_id,)).fetchone())
+        return row[0] if row else None
+
     async def part_bounds(self, batch_id: str, parts: int) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
             total = conn.execute(SQL.participants, (batch_id,)).fetchone()[0]
@@ -196,6 +202,7 @@ class SqliteSource:
                     writer.writerows(chunk)
                     text.flush()
                     rows += len(chunk)
+            warn_undated(batch_id, conn.execute(SQL.undated, (batch_id, lower, upper)).fetchall())
             return rows
         except sqlite3.Error as exc:
             raise SourceError(f"the SQLite source failed: {exc}") from exc
