@@ -58,6 +58,15 @@ PATIENT = Manner(budget_seconds=20.0, backoff_cap_seconds=2.0, connect_timeout_s
                  read_timeout_seconds=10.0, health_check_seconds=15)  # fmt: skip
 
 
+def _stop_if_cancelled() -> None:
+    """Python 3.11's `asyncio.wait_for`, which redis-py sends commands through, can swallow a cancellation
+    that arrives as the command completes (fixed in 3.12): the task then runs on, still marked as cancelling,
+    and a sweeper or a worker's loop never stops. A task asked to stop is stopped here, before it tries again."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Patience(Retry):
     """redis-py's Retry counts tries; this one tries again, with backoff, until its budget of seconds is
     spent, so a failover costs the same wait whatever shape it takes (refused connects, a primary not yet
@@ -75,6 +84,7 @@ class Patience(Retry):
         give_up_at = loop.time() + self._budget
         failures = 0
         while True:
+            _stop_if_cancelled()
             try:
                 return await do()
             except self._supported_errors as error:
