@@ -33,8 +33,9 @@ from hub.config import Settings
 
 T = TypeVar("T")
 RETRY_ON: list[type[Exception]] = [ConnectionError, TimeoutError, ConnectionResetError]
-# What a node that is not (or not yet) a usable primary answers; `LOADING` is a ConnectionError already.
-NOT_THE_PRIMARY = ("MASTERDOWN", "NOREPLICAS")
+# What a node that is not (or not yet) a usable primary answers, beside READONLY (`LOADING` is a
+# ConnectionError already); a script that wrote nothing runs on a replica, and the WAIT after it is refused.
+NOT_THE_PRIMARY = ("MASTERDOWN", "NOREPLICAS", "WAIT cannot be used with replica")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from hub.embedded import free_port
 
@@ -89,8 +89,15 @@ class Topology:
     async def failover(self) -> int:
         """A planned failover (`SENTINEL FAILOVER`): the old primary lives on, demoted."""
         old = await self.primary()
-        async with Redis(port=self.sentinel_ports[0]) as sentinel:
-            await sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
+        async with Redis(port=self.sentinel_ports[0]) as sentinel, asyncio.timeout(30):
+            while True:  # a sentinel learns of the replica from the primary's INFO, every 10 s at first
+                try:
+                    await sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
+                    break
+                except ResponseError as exc:
+                    if "NOGOODSLAVE" not in str(exc):
+                        raise
+                await asyncio.sleep(0.2)
         return await self.promoted(other_than=old)
 
     async def synced(self) -> None:
