@@ -101,8 +101,20 @@ class Topology:
         return await self.promoted(other_than=old)
 
     async def synced(self) -> None:
-        """Waits until a replica is connected and in sync with the primary the sentinels name."""
+        """Waits until a replica is in sync with the primary the sentinels name, and every sentinel counts
+        it as a replica it could promote."""
         await _in_sync(await self.primary())
+        await self.replica_known()
+
+    async def replica_known(self, within: float = 30) -> None:
+        """Waits until every sentinel counts a replica it could promote (they learn of one from the
+        primary's INFO, every 10 s at first: a failover before then finds no replica)."""
+        async with asyncio.timeout(within):
+            for port in self.sentinel_ports:
+                while True:
+                    if await _knows_a_replica(port):
+                        break
+                    await asyncio.sleep(0.2)
 
     def start_proxy(self) -> None:
         """haproxy sends new connections to whichever node says `role:master`, checked every 200 ms, and cuts
@@ -153,6 +165,15 @@ async def _in_sync(primary: int, within: float = 30) -> None:
             await asyncio.sleep(0.1)
 
 
+async def _knows_a_replica(sentinel_port: int) -> bool:
+    try:
+        async with Redis(port=sentinel_port, socket_timeout=1) as sentinel:
+            replicas = await sentinel.sentinel_slaves(SERVICE)
+    except RedisError:
+        return False
+    return any(replica["master-link-status"] == "ok" and not replica["is_sdown"] for replica in replicas)
+
+
 async def _role(port: int | None) -> str | None:
     try:
         async with Redis(port=port or 0, socket_timeout=1) as node:
@@ -172,4 +193,5 @@ async def replicated(folder: Path, sentinels: int = 3) -> Topology:
     for port in topology.sentinel_ports:
         topology.start_sentinel(port, primary)
     await _in_sync(primary)
+    await topology.replica_known()
     return topology
