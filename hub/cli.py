@@ -39,6 +39,7 @@ from hub.identity import mint_token
 from hub.middlewares import LOG_CONTEXT
 from hub.redact import redact
 from hub.request import HUB
+from hub.services import connect
 from hub.source import Source, SourceError, open_source
 from hub.source.seed import seed
 from hub.source.sqlite import sqlite_path
@@ -101,9 +102,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     asyncio.run(_serve(settings, drain_on_signals=True))
 
 
+async def _reachable(settings: Settings) -> None:
+    await (await connect(settings)).aclose()
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     from jobs.worker import create_worker
 
+    # At once, with the hub's prompt retries: the worker's patient ones are for a Redis that goes away later.
+    asyncio.run(_reachable(settings))
     try:
         create_worker(settings).run()
     except (RedisError, OSError) as exc:

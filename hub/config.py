@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jwt
 from cryptography.hazmat.primitives import serialization
 
+from hub import sentinel
 from hub.keyfolder import KeyFolderError, read_key_folder
 from hub.logs import FORMATS
 from hub.redact import redact
@@ -45,6 +46,8 @@ REPORT_ROLES = frozenset({"ORG_ADMIN", "REPORT_ADMIN", "COURSE_ADMIN"})
 # A job's records (its hash and timeline, the user's event log) outlive its report file by this much, so
 # whoever comes back just after the file was deleted is told the report expired, not that it never was.
 RECORD_GRACE_SECONDS = 3600
+# REDIS_WAIT_TIMEOUT's bound: below the hub's read timeout (hub.connections), so a WAIT never looks like a dead link.
+MAX_WAIT_MS = 4000
 AUDIT_RETENTION_DEFAULT = 365 * 24 * 3600  # a year: audits look back further than reports are kept
 # REPORT_ZIP_ENCRYPTION's values and libarchive's names for them.
 ZIP_CIPHERS = {"zipcrypto": "zipcrypt", "aes256": "aes256"}
@@ -104,6 +107,10 @@ class Settings:
     report_roles: frozenset[str] = REPORT_ROLES
     zip_encryption: str = "zipcrypt"  # libarchive's name of the cipher of password-protected reports
     notification_url: str | None = None  # Sunbird's notification service; None sends no feed items
+    redis_sentinel_password: str | None = field(default=None, repr=False)  # the sentinels' own password
+    # Replicas that must hold a submit and a job's end before they count as done, and how long (ms) to wait.
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 500
     # Seconds between the frames a quiet socket or stream still gets, which a client can see (its liveness).
     heartbeat_seconds: float = 20.0
     metrics_port: int | None = None  # Prometheus metrics on a port of their own; None: on the public `/metrics`
@@ -231,7 +238,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     redis_url = env.get("REDIS_URL", "").strip() or None
     if redis_url:
-        _url(env, "REDIS_URL", redis_url, ("redis", "rediss", "unix"))
+        _redis_url(env, redis_url)
     port = _int(env, "PORT", 8080, minimum=0)
     if port > 65535:
         raise ConfigError(f"PORT must be at most 65535, got {port}")
@@ -304,6 +311,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         storage_env={name: value for name, value in env.items() if name.startswith(CLOUD_PREFIXES)},
         metrics_port=_metrics_port(env, port),
         **_sunbird(env),
+        **_redis(env),
     )
 
 
@@ -341,6 +349,28 @@ def _sunbird(env: Mapping[str, str]) -> dict[str, object]:
         "report_roles": roles or REPORT_ROLES,
         "zip_encryption": ZIP_CIPHERS[cipher],
         "notification_url": notification_url.rstrip("/") if notification_url else None,
+    }
+
+
+def _redis_url(env: Mapping[str, str], url: str) -> None:
+    _url(env, "REDIS_URL", url, ("redis", "rediss", "unix", *sentinel.SCHEMES))
+    if sentinel.is_sentinel_url(url):
+        try:
+            sentinel.parse(url)
+        except ValueError as exc:
+            raise ConfigError(f"REDIS_URL must look like {sentinel.SHAPE}, but {exc}: {redact(url)!r}") from None
+
+
+def _redis(env: Mapping[str, str]) -> dict[str, object]:
+    """The settings of Redis beside REDIS_URL: the sentinels' password, and how many replicas must hold a
+    click or a job's end before it counts (see hub.durability)."""
+    timeout_ms = _int(env, "REDIS_WAIT_TIMEOUT", 500)
+    if timeout_ms > MAX_WAIT_MS:
+        raise ConfigError(f"REDIS_WAIT_TIMEOUT must be at most {MAX_WAIT_MS} (ms), got {timeout_ms}")
+    return {
+        "redis_sentinel_password": env.get("REDIS_SENTINEL_PASSWORD", "").strip() or None,
+        "redis_wait_replicas": _int(env, "REDIS_WAIT_REPLICAS", 0, minimum=0),
+        "redis_wait_timeout_ms": timeout_ms,
     }
 
 

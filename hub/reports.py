@@ -19,6 +19,7 @@ from arq.connections import ArqRedis
 
 from hub import events, keys, metrics, scripts
 from hub.config import Settings
+from hub.durability import durable
 from hub.events import EventLog
 from hub.job import Job, Secret, Status, file_name
 from hub.notifier import Notifier
@@ -75,8 +76,10 @@ class Jobs:
         self._notifier = notifier  # told of every job that ends, wherever it ends (worker or sweeper)
         self._zone = settings.report_zone
         self._events = event_log
-        self._submit = redis.register_script(scripts.SUBMIT)
+        # A submit and a job's end wait for REDIS_WAIT_REPLICAS replicas (hub.durability); progress does not.
+        self._submit = durable(redis.register_script(scripts.SUBMIT), settings)
         self._transition = redis.register_script(scripts.TRANSITION)
+        self._ending = durable(self._transition, settings)
         self._duplicate = redis.register_script(scripts.DUPLICATE)
         self._workers = redis.register_script(scripts.WORKERS)
         self._now = redis.register_script(scripts.NOW)
@@ -168,7 +171,7 @@ class Jobs:
         user_id = job.requested_by
         token = run or uuid.uuid4().hex
         outcome = Outcome(
-            await self._transition(
+            await (self._ending if status is not None and status.ended else self._transition)(
                 keys=[
                     keys.job(job.job_id),
                     keys.guard(user_id, job.batch_id),

@@ -26,6 +26,7 @@ from hub.config import (
     require_writable,
 )
 from hub.connections import prompt_client
+from hub.durability import warn_if_evicting
 from hub.events import EventLog
 from hub.identity import Tickets, TokenVerifier
 from hub.limits import Connections, Limits
@@ -92,7 +93,7 @@ class Hub(Core):
 
 
 async def connect(settings: Settings) -> ArqRedis:
-    redis = prompt_client(settings.redis_url or "")
+    redis = prompt_client(settings)
     try:
         await redis.ping()
     except (RedisError, OSError) as exc:
@@ -121,6 +122,7 @@ async def require_redis_version(redis: ArqRedis) -> None:
 async def open_core(settings: Settings, redis: ArqRedis) -> Core:
     """The shared services, with Redis's version, the source and the storage each checked once."""
     await require_redis_version(redis)
+    await warn_if_evicting(redis)
     source = open_source(settings.source_url, settings.source_timeout)
     try:
         await source.check()
@@ -147,7 +149,7 @@ async def open_hub(settings: Settings) -> Hub:
     await verifier.start()
     return Hub(
         **core.parts(),
-        bus=Bus(prompt_client(settings.redis_url or "", listening=True)),
+        bus=Bus(prompt_client(settings, listening=True)),
         tickets=Tickets(redis),
         verifier=verifier,
         telemetry=TelemetrySink(settings),

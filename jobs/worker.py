@@ -18,7 +18,7 @@ from arq import func
 from arq.worker import Worker
 
 from hub.config import ConfigError, Settings, load, require_link_secret, require_redis
-from hub.connections import redis_settings
+from hub.connections import patient_client
 from hub.metrics import WORKER_JOB_SLOTS, collect, exposition
 from hub.reports import JOB_FUNCTION, deadline_ms
 from hub.services import open_core
@@ -138,7 +138,8 @@ def worker_options(settings: Settings) -> dict[str, Any]:
             ),
         ],
         "cron_jobs": [retention_cron()],
-        "redis_settings": redis_settings(require_redis(settings)),
+        # Built here, not by arq: arq's own Sentinel path drops the retry settings.
+        "redis_pool": patient_client(settings.with_(redis_url=require_redis(settings))),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "ctx": {"settings": settings},

