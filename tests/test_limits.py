@@ -17,9 +17,10 @@ import aiohttp
 import pytest
 
 from bench.harness import wait_until_up
+from hub import keys
 from hub.embedded import free_port
 from hub.limits import WINDOW_SECONDS
-from tests.helpers import Call
+from tests.helpers import MENTOR, Call, eventually
 from tests.probe import answer_of, status_of
 
 JOB = "0a" * 16
@@ -106,7 +107,7 @@ async def test_every_authenticated_route_spends_from_a_budget(
     assert 1 <= int(answer_headers.get("Retry-After", "0")) <= 60
 
 
-async def test_a_user_cannot_hold_more_sockets_and_streams_than_the_cap(http, socket_url, token) -> None:
+async def test_a_user_cannot_hold_more_sockets_and_streams_than_the_cap(http, socket_url, token, redis) -> None:
     bearer = {"Authorization": f"Bearer {token()}"}
     async with http.ws_connect(await socket_url()), http.get("/v1/notifications/stream", headers=bearer):
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
@@ -116,7 +117,13 @@ async def test_a_user_cannot_hold_more_sockets_and_streams_than_the_cap(http, so
             assert (third.status, (await third.json())["params"]["err"]) == (429, "TOO_MANY_CONNECTIONS")
         async with http.ws_connect(await socket_url(user="someone-else")) as others:
             assert not others.closed
-    async with http.ws_connect(await socket_url()) as freed:  # both closed: their slots are free again
+
+    # Both closed: their slots are free again once the hub has seen them go (not at the client's close).
+    async def slots_free() -> bool:
+        return await redis.zcard(keys.connections(MENTOR)) == 0
+
+    await eventually(slots_free)
+    async with http.ws_connect(await socket_url()) as freed:
         assert not freed.closed
 
 
