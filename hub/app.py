@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from hub import tasks
 from hub.config import Settings
 from hub.metrics import exposition
 from hub.metrics.http import measured
@@ -42,9 +42,7 @@ def create_app(settings: Settings) -> web.Application:
         await hub.telemetry.start()
         sweeping = asyncio.create_task(Sweeper(hub.jobs, hub.redis, settings, hub.source).run(), name="hub-sweeper")
         yield
-        sweeping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeping
+        await tasks.stop(sweeping)
         await hub.telemetry.stop()
         await hub.bus.stop()
         await hub.close()

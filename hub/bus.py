@@ -20,7 +20,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError, RedisError
 
-from hub import keys, metrics
+from hub import keys, metrics, tasks
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 256
@@ -114,9 +114,7 @@ class Bus:
     async def stop(self) -> None:
         """Stops listening and closes the bus's own connection to Redis."""
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await tasks.stop(self._task)
         await self._redis.aclose()
 
     def _route(self, channel: bytes, frame: bytes) -> None:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hub import errors, keys, scripts
+from hub import errors, keys, scripts, tasks
 from hub.config import Settings
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,7 @@ class Connections:
         try:
             yield
         finally:
-            refreshing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refreshing
+            await tasks.stop(refreshing)
             with contextlib.suppress(RedisError, OSError):
                 await self._redis.zrem(key, connection_id)
 

@@ -9,7 +9,6 @@ still fails is logged and dropped (the event log and the sockets have the news a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -19,7 +18,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hub import keys, metrics
+from hub import keys, metrics, tasks
 from hub.config import Settings
 from hub.i18n import ENGLISH, text
 from hub.job import Job, Status
@@ -160,10 +159,6 @@ class Notifier:
         log.warning("notification for job %s dropped after %d attempts", job_id, len(RETRY_DELAYS) + 1)
 
     async def close(self) -> None:
-        for task in list(self._sending):
-            task.cancel()
-        for task in list(self._sending):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*(tasks.stop(task) for task in list(self._sending)))
         if self._session is not None:
             await self._session.close()

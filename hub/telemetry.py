@@ -8,7 +8,6 @@ endpoint accepted a batch: an endpoint that is down delays telemetry but loses n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -19,7 +18,7 @@ from typing import Any, NamedTuple
 import aiohttp
 import orjson
 
-from hub import errors
+from hub import errors, tasks
 from hub.config import Settings
 
 log = logging.getLogger(__name__)
@@ -173,9 +172,7 @@ class TelemetrySink:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await tasks.stop(self._task)
 
     def _position(self, segments: dict[int, Path]) -> tuple[int, int]:
         """Where forwarding stands; with no saved position (or a segment that is gone), the oldest kept."""

@@ -20,7 +20,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 from redis.exceptions import RedisError
 
-from hub import events, logs, metrics
+from hub import events, logs, metrics, tasks
 from hub.job import Job, Secret, Status
 from hub.reports import Jobs, Outcome, now_ms
 from hub.services import Core
@@ -236,6 +236,7 @@ async def _generate(ctx: dict[str, Any], job_id: str, secret: Secret | None, rec
         log.exception("report %s failed", job_id)
         reason = "INTERNAL_ERROR"
     finally:
-        heartbeat.cancel()
+        with contextlib.suppress(Exception):  # a lost beat is the sweeper's to judge, not this run's ending
+            await tasks.stop(heartbeat)
     await _end(run, lambda: jobs.fail(job, reason, run=run.token))
     return reason

@@ -17,6 +17,7 @@ from typing import Any
 from arq import func
 from arq.worker import Worker
 
+from hub import tasks
 from hub.config import ConfigError, Settings, load, require_link_secret, require_redis
 from hub.connections import patient_client
 from hub.metrics import WORKER_JOB_SLOTS, collect, exposition
@@ -113,9 +114,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     if "metrics" in ctx:
         await ctx["metrics"].cleanup()
     if "registration" in ctx:
-        ctx["registration"].cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ctx["registration"]
+        await tasks.stop(ctx["registration"])
         with contextlib.suppress(*REDIS_AWAY):
             await ctx["services"].jobs.unregister_worker(ctx["worker_id"])
     if "services" in ctx:

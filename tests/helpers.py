@@ -18,6 +18,7 @@ import psutil
 import pytest
 from arq.worker import Worker
 
+from hub import tasks
 from hub.config import Settings
 from jobs.worker import create_worker
 
@@ -62,9 +63,7 @@ async def running_worker(settings: Settings) -> AsyncIterator[Worker]:
     try:
         yield running
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await tasks.stop(task)
         with contextlib.suppress(asyncio.CancelledError):  # a job cut short re-raises its cancellation here
             await running.close()
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 import orjson
 from aiohttp import web
 
-from hub import errors, logs, metrics
+from hub import errors, logs, metrics, tasks
 from hub.events import frame_id, parse_id
 from hub.feed import HEARTBEAT, RESYNC, Feed, read_page
 from hub.i18n import chosen, localize
@@ -125,9 +125,8 @@ async def _pump_websocket(
         async for _ in ws:
             pass
     finally:
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sender
+        with contextlib.suppress(Exception):
+            await tasks.stop(sender)
 
 
 def _sse_chunk(frames: list[str], lang: str) -> bytes:
