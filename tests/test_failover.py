@@ -4,7 +4,8 @@ endpoint (a managed cache). With a big report under way and a burst of clicks ac
 pairs in flight, the primary is SIGKILLed, failed over on purpose (`SENTINEL FAILOVER`: the demoted node
 answers READONLY), or killed and then failed back. What must hold: no 500; the same processes carry on;
 every accepted click ends with exactly one terminal event in its user's log and its job's timeline; every
-completed link downloads; at most one unfinished job per (user, batch); event ids keep increasing.
+completed link downloads; at most one unfinished job per (user, batch); event ids keep increasing, and
+a client resuming from any id it saw misses nothing.
 """
 
 from __future__ import annotations
@@ -226,6 +227,28 @@ async def check_outcome(fleet: Fleet, redis: Redis, session: aiohttp.ClientSessi
     assert {job_id: n for job_id in jobs if (n := await timeline_endings(redis, job_id)) != 1} == {}
     for user in set(jobs.values()):
         assert ids_increase(await user_log(redis, user))
+        assert await resuming_from_any_id_misses_nothing(session, fleet.hubs[0], user)
+
+
+async def resuming_from_any_id_misses_nothing(session: aiohttp.ClientSession, hub: str, user: str) -> bool:
+    """A client that saw any event of the user's log and asks the hub for what came after (as a socket,
+    a stream or a poll resumes) gets exactly the rest of the log."""
+    headers = {"Authorization": f"Bearer {mint_token(user, ['COURSE_MENTOR'], 600, SECRET)}"}
+
+    async def after(event_id: str | None) -> list[str]:
+        """Every event after `event_id`, page by page as a polling client reads them."""
+        found: list[str] = []
+        while True:
+            params = {"after": found[-1] if found else event_id} if found or event_id else {}
+            async with session.get(hub + "/v1/notifications", params=params, headers=headers) as response:
+                result = (await response.json())["result"]
+            assert not result["resync"]
+            if not result["events"]:
+                return found
+            found += [event["id"] for event in result["events"]]
+
+    seen = await after(None)
+    return bool(seen) and all([await after(event_id) == seen[i + 1 :] for i, event_id in enumerate(seen)])
 
 
 @pytest.mark.parametrize(
