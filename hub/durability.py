@@ -27,7 +27,13 @@ log = logging.getLogger(__name__)
 
 
 class NotDurable(ConnectionError):
-    """Fewer replicas than REDIS_WAIT_REPLICAS acknowledged a write in time: it may not survive a failover."""
+    """Fewer replicas than REDIS_WAIT_REPLICAS acknowledged a write in time: it may not survive a failover.
+    The write did happen on the primary: `answer` is what the script answered, for a caller that must
+    finish what it started (a job made must be queued, or it would wait for a worker that never comes)."""
+
+    def __init__(self, message: str, answer: Any) -> None:
+        super().__init__(message)
+        self.answer = answer
 
 
 class Durable:
@@ -51,7 +57,7 @@ class Durable:
             answer, acknowledged = await self._run_and_wait(keys, args)
         if acknowledged < self._replicas:
             raise NotDurable(f"{acknowledged} of REDIS_WAIT_REPLICAS={self._replicas} replicas acknowledged a "
-                             f"write within REDIS_WAIT_TIMEOUT={self._timeout_ms} ms")  # fmt: skip
+                             f"write within REDIS_WAIT_TIMEOUT={self._timeout_ms} ms", answer)  # fmt: skip
         return answer
 
     async def _run_and_wait(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, int]:

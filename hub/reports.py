@@ -19,7 +19,7 @@ from arq.connections import ArqRedis
 
 from hub import events, keys, metrics, scripts
 from hub.config import Settings
-from hub.durability import durable
+from hub.durability import NotDurable, durable
 from hub.events import EventLog
 from hub.job import Job, Secret, Status, file_name
 from hub.notifier import Notifier
@@ -50,6 +50,7 @@ class Submission:
     created: bool
     click: str
     job: Job
+    unsure: NotDurable | None = None  # made, but fewer replicas than REDIS_WAIT_REPLICAS hold it
 
 
 class Outcome(IntEnum):
@@ -102,25 +103,32 @@ class Jobs:
             format=fmt,
         )
         submitted = events.draft("report.submitted", job.job_id, batch_id)
-        created, running = await self._submit(
-            keys=[
-                keys.guard(user_id, batch_id),
-                keys.job(job.job_id),
-                keys.user_jobs(user_id),
-                keys.ACTIVE,
-                keys.user_events(user_id),
-                keys.job_events(job.job_id),
-            ],
-            args=[
-                job.job_id,
-                orjson.dumps(job.encode()),
-                self.deadline_ms,
-                RECENT_JOBS,
-                *self._events.emit_args(user_id, submitted),
-            ],
-        )
+        unsure: NotDurable | None = None
+        try:
+            answer = await self._submit(
+                keys=[
+                    keys.guard(user_id, batch_id),
+                    keys.job(job.job_id),
+                    keys.user_jobs(user_id),
+                    keys.ACTIVE,
+                    keys.user_events(user_id),
+                    keys.job_events(job.job_id),
+                ],
+                args=[
+                    job.job_id,
+                    orjson.dumps(job.encode()),
+                    self.deadline_ms,
+                    RECENT_JOBS,
+                    *self._events.emit_args(user_id, submitted),
+                ],
+            )
+        except NotDurable as exc:
+            if not exc.answer[0]:
+                raise  # the running job it names may be one a failover takes back: no 409 for it
+            answer, unsure = exc.answer, exc
+        created, running = answer
         running = running.decode() if isinstance(running, bytes) else running
-        return Submission(job_id=running, created=bool(created), click=job.job_id, job=job)
+        return Submission(job_id=running, created=bool(created), click=job.job_id, job=job, unsure=unsure)
 
     async def tell_duplicate(self, user_id: str, batch_id: str, job_id: str, click: str | None = None) -> bool:
         """Sends `report.duplicate` for the user's running job, once per `click` (a re-sent call tells

