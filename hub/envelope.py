@@ -40,6 +40,11 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def iso_or_none(ms: int | None) -> str | None:
+    """A job's time that may not have come yet (started, completed): unset is `null`, not the epoch."""
+    return iso(ms) if ms else None
+
+
 def now_iso() -> str:
     return iso(int(datetime.now(UTC).timestamp() * 1000))
 

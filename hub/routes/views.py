@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub import errors
-from hub.envelope import iso
+from hub.envelope import iso_or_none
 from hub.job import Job, Status
 from hub.storage import Storage
 
@@ -18,18 +18,15 @@ async def job_view(job: Job, storage: Storage, with_link: bool = True) -> dict[s
     url, expires_at = (await storage.report_link(job) if with_link else None) or (None, None)
     expired = job.status == Status.SUCCESS and storage.expired(job)
 
-    def when(ms: int | None) -> str | None:
-        return iso(ms) if ms else None
-
     return {
         "jobId": job.job_id,
         "ref": job.ref,
         "batchId": job.batch_id,
         "requestedBy": job.requested_by,
         "status": job.status.value,
-        "submittedAt": when(job.submitted_at),
-        "startedAt": when(job.started_at),
-        "completedAt": when(job.completed_at),
+        "submittedAt": iso_or_none(job.submitted_at),
+        "startedAt": iso_or_none(job.started_at),
+        "completedAt": iso_or_none(job.completed_at),
         "rows": job.rows,
         "bytes": job.bytes,
         "fileName": job.file_name,

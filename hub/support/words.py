@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hub.envelope import iso
+from hub.envelope import iso_or_none
 from hub.job import Job, Status
 from hub.source import Batch, Source
 
@@ -99,9 +99,6 @@ class Rows:
         batch = self._batches[job.batch_id]
         expired = job.status == Status.SUCCESS and self._expired(job)
 
-        def when(ms: int | None) -> str | None:
-            return iso(ms) if ms else None
-
         return {
             "jobId": job.job_id,
             "ref": job.ref,
@@ -115,9 +112,9 @@ class Rows:
             "outcome": outcome(job, expired),
             "reason": job.error,
             "reasonWords": reason_words(job.error),
-            "submittedAt": when(job.submitted_at),
-            "startedAt": when(job.started_at),
-            "completedAt": when(job.completed_at),
+            "submittedAt": iso_or_none(job.submitted_at),
+            "startedAt": iso_or_none(job.started_at),
+            "completedAt": iso_or_none(job.completed_at),
             "rows": job.rows,
             "bytes": job.bytes,
             "size": size_words(job) or None,
